@@ -1,0 +1,109 @@
+"""Building blocks shared by the resource models: base config, quantities, durations, conditions."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class Model(BaseModel):
+    """Base of every API model: camelCase on the wire, unknown fields rejected, docstrings kept.
+
+    Attribute docstrings become the CRD's field descriptions (what `kubectl explain` shows).
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The model as it is written to the API: camelCase, no nulls."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def crd_extra(**extra: Any) -> dict[str, Any]:
+    """Schema keywords that only the CRD generator understands (x-kubernetes-*)."""
+    return {"x-crd": extra}
+
+
+# A Kubernetes resource quantity ("500m", "2", "4Gi", 2): integer or string, as the API server takes it.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+Quantity = Annotated[
+    int | str,
+    Field(json_schema_extra=crd_extra(**{"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN})),
+]
+
+# JVM memory as Spark writes it ("512m", "2g") or as Kubernetes does ("512Mi", "2Gi"); both mean binary units.
+MEMORY_PATTERN = r"^[1-9][0-9]{0,6}(m|g|Mi|Gi)$"
+Memory = Annotated[str, Field(pattern=MEMORY_PATTERN)]
+
+# A Go-style duration: "90s", "10m", "2h", "1h30m".
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds in a Go-style duration ("1h30m" -> 5400.0)."""
+    if not re.fullmatch(DURATION_PATTERN, value):
+        raise ValueError(f"not a duration: {value!r}")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
+
+
+def memory_mebibytes(value: str) -> int:
+    """MiB in a memory setting ("2g" -> 2048, "512Mi" -> 512)."""
+    m = re.fullmatch(MEMORY_PATTERN, value)
+    if not m:
+        raise ValueError(f"not a memory size: {value!r}")
+    number = int(value[: -len(m.group(1))])
+    return number * 1024 if m.group(1) in ("g", "Gi") else number
+
+
+Labels = dict[str, Annotated[str, Field(max_length=63)]]
+
+
+class Condition(Model):
+    """A Kubernetes-style condition (metav1.Condition), as kstatus and Argo CD read it."""
+
+    type: str
+    """Ready, Reconciling, Stalled, ..."""
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    """A CamelCase word saying why."""
+    message: str = ""
+    """A sentence for humans."""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class EnvVar(Model):
+    """An environment variable for a container (a literal value or a reference)."""
+
+    name: str = Field(min_length=1, max_length=256)
+    value: str | None = None
+    value_from: dict[str, Any] | None = None
+    """As in a Pod's env[].valueFrom (secretKeyRef, configMapKeyRef, fieldRef)."""
+
+
+class PodOptions(Model):
+    """Where and how a pod is scheduled and labelled."""
+
+    env: list[EnvVar] = Field(default_factory=list, max_length=128)
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """As in a Pod's spec.tolerations."""
+    affinity: dict[str, Any] | None = None
+    """As in a Pod's spec.affinity."""

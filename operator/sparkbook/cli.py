@@ -1,0 +1,82 @@
+"""The `sparkbook` command: crds, render, run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _repo_crds_dir() -> Path:
+    return Path.cwd() / "crds"
+
+
+def cmd_crds(args: argparse.Namespace) -> int:
+    from sparkbook import crds
+
+    directory = Path(args.dir)
+    if args.check:
+        problems = crds.check(directory)
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            print(f"{directory} differs from the models: run `sparkbook crds` and commit.", file=sys.stderr)
+            return 1
+        print(f"{directory} matches the models.")
+        return 0
+    for path in crds.write(directory):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from sparkbook.render import RenderError, render_stream
+    from sparkbook.settings import Settings
+
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    try:
+        sys.stdout.write(render_stream(text, settings=Settings.from_env(), namespace=args.namespace))
+    except RenderError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sparkbook.handlers import run
+
+    return run(
+        namespaces=args.namespace or None,
+        standalone=args.standalone,
+        liveness=args.liveness,
+        verbose=args.verbose,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sparkbook", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("crds", help="write crds/ from the API models (or --check for drift)")
+    p.add_argument("--dir", default=str(_repo_crds_dir()))
+    p.add_argument("--check", action="store_true", help="exit 1 when the files differ from the models")
+    p.set_defaults(func=cmd_crds)
+
+    p = sub.add_parser("render", help="print the children the operator would apply, without a cluster")
+    p.add_argument("-f", "--file", required=True, help="YAML file with SparkSession resources ('-' for stdin)")
+    p.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("run", help="run the operator")
+    p.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
+    p.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
+    p.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=cmd_run)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Operator settings, read once from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+from sparkbook import names
+
+
+class Settings(BaseModel):
+    spark_image: str = names.DEFAULT_SPARK_IMAGE
+    """Image of drivers and executors when a SparkSession names none."""
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces to watch; empty means the whole cluster."""
+    workers: int = 4
+    """Reconciles that may run at once."""
+    resync_seconds: float = 300.0
+    """Every resource is reconciled at least this often, even without events."""
+    restart_backoff_seconds: float = 10.0
+    """First delay before a failed driver is replaced; doubles up to restart_backoff_max_seconds."""
+    restart_backoff_max_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        values: dict[str, object] = {}
+        if env.get("SPARKBOOK_SPARK_IMAGE"):
+            values["spark_image"] = env["SPARKBOOK_SPARK_IMAGE"]
+        if env.get("SPARKBOOK_NAMESPACES"):
+            values["namespaces"] = [n.strip() for n in env["SPARKBOOK_NAMESPACES"].split(",") if n.strip()]
+        for key, field in (
+            ("SPARKBOOK_WORKERS", "workers"),
+            ("SPARKBOOK_RESYNC_SECONDS", "resync_seconds"),
+            ("SPARKBOOK_RESTART_BACKOFF_SECONDS", "restart_backoff_seconds"),
+            ("SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS", "restart_backoff_max_seconds"),
+        ):
+            if env.get(key):
+                values[field] = env[key]
+        return cls.model_validate(values)

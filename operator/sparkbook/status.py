@@ -1,0 +1,222 @@
+"""PURE: what the operator observed -> the resource's status (phase, conditions, counts, URLs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sparkbook import names
+
+# Waiting reasons a user would otherwise dig out of `kubectl describe pod`.
+WAITING_PROBLEMS = (
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+)
+
+
+def pod_ready(pod: dict[str, Any] | None) -> bool:
+    if not pod:
+        return False
+    for cond in pod.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def pod_failed(pod: dict[str, Any] | None) -> bool:
+    return bool(pod) and pod.get("status", {}).get("phase") in ("Failed", "Succeeded")
+
+
+def pod_problem(pod: dict[str, Any] | None) -> tuple[str, str] | None:
+    """Why a pod is not coming up or has died, as (Reason, message); None when nothing is wrong."""
+    if not pod:
+        return None
+    status = pod.get("status", {}) or {}
+    name = pod.get("metadata", {}).get("name", "?")
+    if status.get("reason") == "Evicted":
+        return "Evicted", f"pod {name} was evicted: {status.get('message', '').strip()}".rstrip(": ")
+    for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        state = cs.get("state", {}) or {}
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in WAITING_PROBLEMS:
+            detail = waiting.get("message", "").strip()
+            text = f"container {cs.get('name')} of pod {name}: {waiting['reason']}"
+            return waiting["reason"], f"{text}: {detail}" if detail else text
+        terminated = state.get("terminated") or {}
+        if terminated and (terminated.get("exitCode", 0) != 0 or terminated.get("reason") == "OOMKilled"):
+            reason = terminated.get("reason") or "Error"
+            code = terminated.get("exitCode")
+            return reason, f"container {cs.get('name')} of pod {name} terminated: {reason} (exit code {code})"
+    for cond in status.get("conditions", []) or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason"):
+            return cond["reason"], f"pod {name} cannot be scheduled: {cond.get('message', '').strip()}"
+    if status.get("phase") == "Failed":
+        return status.get("reason") or "Failed", f"pod {name} failed: {status.get('message', '')}".rstrip(": ")
+    return None
+
+
+def condition(
+    type_: str, ok: bool, reason: str, message: str, *, generation: int | None, previous: list[dict[str, Any]], now: str
+) -> dict[str, Any]:
+    """A condition whose lastTransitionTime moves only when its status flips."""
+    status = "True" if ok else "False"
+    since = now
+    for old in previous:
+        if old.get("type") == type_ and old.get("status") == status and old.get("lastTransitionTime"):
+            since = old["lastTransitionTime"]
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+@dataclass
+class SessionObservation:
+    """Everything session_status() needs, gathered by the controller from its caches."""
+
+    name: str
+    namespace: str
+    generation: int | None
+    now: str
+    suspend: bool = False
+    image: str | None = None
+    stalled: tuple[str, str] | None = None
+    driver: dict[str, Any] | None = None
+    executors: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    replacing: str | None = None
+    restarts: int = 0
+    last_failure: str | None = None
+    last_failure_time: str | None = None
+    waiting_backoff: str | None = None
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+def _executor_counts(executors: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {"running": 0, "pending": 0, "failed": 0}
+    for pod in executors:
+        phase = pod.get("status", {}).get("phase", "Pending")
+        if pod.get("metadata", {}).get("deletionTimestamp") and phase != "Failed":
+            continue
+        if phase == "Running":
+            counts["running"] += 1
+        elif phase == "Pending":
+            counts["pending"] += 1
+        elif phase == "Failed":
+            counts["failed"] += 1
+    return counts
+
+
+def _application_id(obs: SessionObservation) -> str | None:
+    driver_uid = (obs.driver or {}).get("metadata", {}).get("uid")
+    for pod in obs.executors:
+        owners = {ref.get("uid") for ref in pod.get("metadata", {}).get("ownerReferences", []) or []}
+        app = pod.get("metadata", {}).get("labels", {}).get("spark-app-selector")
+        if app and (driver_uid is None or driver_uid in owners):
+            return str(app)
+    previous = obs.previous.get("applicationId")
+    same_driver = (obs.previous.get("driver") or {}).get("startTime") == (obs.driver or {}).get("status", {}).get(
+        "startTime"
+    )
+    return previous if previous and obs.driver and same_driver else None
+
+
+def session_status(obs: SessionObservation) -> dict[str, Any]:
+    """The whole status of a SparkSession, from observations only."""
+    driver = obs.driver
+    problem = pod_problem(driver)
+    ready = pod_ready(driver) and not pod_failed(driver) and driver is not None
+    terminating = bool(driver and driver.get("metadata", {}).get("deletionTimestamp"))
+
+    if obs.stalled:
+        phase, ready_reason, ready_msg = "Failed", obs.stalled[0], obs.stalled[1]
+    elif obs.suspend:
+        phase, ready_reason = "Suspended", "Suspended"
+        ready_msg = "spec.suspend is true: the driver and its executors are stopped"
+    elif obs.replacing:
+        phase, ready_reason, ready_msg = "Starting", "DriverReplacing", obs.replacing
+    elif driver is None:
+        phase = "Pending"
+        if obs.waiting_backoff:
+            ready_reason, ready_msg = "DriverRestarting", obs.waiting_backoff
+        else:
+            ready_reason, ready_msg = "DriverNotCreated", "the driver pod is being created"
+    elif problem:
+        phase, (ready_reason, ready_msg) = "Starting", problem
+        if obs.waiting_backoff:
+            ready_msg = f"{ready_msg}; {obs.waiting_backoff}"
+    elif ready and not terminating:
+        phase, ready_reason = "Running", "DriverReady"
+        ready_msg = f"Spark Connect is serving at {names.connect_endpoint(obs.name, obs.namespace)}"
+    else:
+        phase, ready_reason = "Starting", "DriverStarting"
+        ready_msg = "the driver pod is starting"
+    if obs.missing and phase == "Running":
+        phase, ready_reason = "Starting", "ChildrenMissing"
+        ready_msg = f"recreating {', '.join(obs.missing)}"
+    is_ready = phase == "Running"
+
+    if obs.stalled:
+        rec = (False, "Stalled", "reconciling stopped: " + obs.stalled[1])
+    elif obs.suspend:
+        rec = (bool(driver), "Suspending", "stopping the driver") if driver else (False, "Suspended", "suspended")
+    elif is_ready:
+        rec = (False, "Reconciled", "everything matches the spec")
+    else:
+        rec = (True, ready_reason, ready_msg)
+
+    previous_conditions = list(obs.previous.get("conditions") or [])
+    gen = obs.generation
+    conditions = [
+        condition("Ready", is_ready, ready_reason, ready_msg, generation=gen, previous=previous_conditions, now=obs.now),
+        condition("Reconciling", rec[0], rec[1], rec[2], generation=gen, previous=previous_conditions, now=obs.now),
+        condition(
+            "Stalled",
+            bool(obs.stalled),
+            obs.stalled[0] if obs.stalled else "AsExpected",
+            obs.stalled[1] if obs.stalled else "the spec can be honoured",
+            generation=gen,
+            previous=previous_conditions,
+            now=obs.now,
+        ),
+    ]
+    driver_status: dict[str, Any] = {"restarts": obs.restarts}
+    if driver is not None and not obs.suspend:
+        driver_status["podName"] = driver["metadata"]["name"]
+        if driver.get("status", {}).get("podIP"):
+            driver_status["podIP"] = driver["status"]["podIP"]
+        if driver.get("status", {}).get("startTime"):
+            driver_status["startTime"] = driver["status"]["startTime"]
+    if obs.last_failure:
+        driver_status["lastFailure"] = obs.last_failure
+    if obs.last_failure_time:
+        driver_status["lastFailureTime"] = obs.last_failure_time
+
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": gen,
+        "conditions": conditions,
+        "driver": driver_status,
+        "executors": _executor_counts(obs.executors) if not obs.suspend else {"running": 0, "pending": 0, "failed": 0},
+        "endpoints": {
+            "connect": names.connect_endpoint(obs.name, obs.namespace),
+            "ui": names.ui_endpoint(obs.name, obs.namespace),
+        },
+    }
+    if obs.image:
+        status["image"] = obs.image
+    app_id = _application_id(obs)
+    if app_id:
+        status["applicationId"] = app_id
+    if obs.previous.get("lastActivityTime"):
+        status["lastActivityTime"] = obs.previous["lastActivityTime"]
+    return status
