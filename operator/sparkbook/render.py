@@ -56,5 +56,17 @@ def render_stream(text: str, *, settings: Settings, namespace: str = "default") 
     return dump_stream(out)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the executor pod template) as readable literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump_stream(objects: Iterable[dict[str, Any]]) -> str:
-    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=False, width=120) for obj in objects)
+    return "".join("---\n" + yaml.dump(obj, Dumper=_Dumper, sort_keys=False, width=120) for obj in objects)

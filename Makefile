@@ -1,0 +1,47 @@
+# Sparkbook developer entry points. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: venv test test-unit test-api test-workload crds golden render e2e clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP) ## a virtualenv with everything the tests need
+	@scripts/ensure-java.sh
+
+test: venv ## the whole suite (e2e tests skip themselves without a cluster, saying why)
+	$(BIN)/sparkbook crds --check
+	$(BIN)/python -m pytest -ra
+
+test-unit: venv
+	$(BIN)/python -m pytest -ra tests/unit
+
+test-api: venv
+	$(BIN)/python -m pytest -ra tests/api tests/emulator
+
+test-workload: venv
+	$(BIN)/python -m pytest -ra tests/workload
+
+crds: venv ## regenerate crds/ from the API models
+	$(BIN)/sparkbook crds
+
+golden: venv ## rewrite the golden manifests after a reviewed builder change
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/unit -k golden
+
+render: venv
+	$(BIN)/sparkbook render -f examples/sparksession.yaml
+
+e2e: venv ## on a machine with Docker and kind
+	$(BIN)/python -m pytest -ra -m e2e tests/e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,86 @@
+"""Thin kopf glue: watches fill the caches and queue keys; the Controller does the work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from sparkbook import names
+from sparkbook.controller import Controller
+from sparkbook.handlers import cache as _cache
+from sparkbook.kube import Kube, connection_from_environment
+from sparkbook.settings import Settings
+
+log = logging.getLogger("sparkbook")
+
+MANAGED = {names.MANAGED_BY: names.MANAGED_BY_VALUE}
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    # Our own Events say what happened; kopf's per-handler chatter would only add writes.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 600
+    settings.watching.client_timeout = 660
+    settings.networking.request_timeout = 60
+    config = Settings.from_env()
+    kube = Kube(connection_from_environment())
+    await kube.__aenter__()
+    memo["kube"] = kube
+    controller = Controller(kube, config, _cache.KopfCache(kwargs))
+    memo["controller"] = controller
+    await controller.start()
+    log.info("sparkbook operator started: %d workers, spark image %s", config.workers, config.spark_image)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        await controller.stop()
+    kube: Kube | None = memo.get("kube")
+    if kube is not None:
+        await kube.__aexit__(None, None, None)
+
+
+@kopf.on.event(names.GROUP, names.VERSION, "sparksessions")
+def session_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].enqueue("SparkSession", namespace, name)
+
+
+def _owner_event(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    session = labels.get(names.SESSION_LABEL)
+    if session:
+        memo["controller"].enqueue("SparkSession", namespace, session)
+
+
+for _group, _version, _plural in _cache.CHILD_RESOURCES:
+    kopf.on.event(_group, _version, _plural, labels={names.SESSION_LABEL: kopf.PRESENT, **MANAGED})(_owner_event)
+
+
+def run(
+    *,
+    namespaces: list[str] | None = None,
+    standalone: bool = False,
+    liveness: str | None = None,
+    verbose: bool = False,
+) -> int:
+    """`sparkbook run`: the operator in the foreground until SIGTERM."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings.from_env()
+    watch = namespaces or settings.namespaces
+    asyncio.run(
+        kopf.operator(
+            standalone=standalone,
+            clusterwide=not watch,
+            namespaces=watch or [],
+            liveness_endpoint=liveness,
+        )
+    )
+    return 0

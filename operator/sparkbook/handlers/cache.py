@@ -1,0 +1,97 @@
+"""Caches of watched objects as kopf indexes: filled before any handler runs, read without requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import kopf
+
+from sparkbook import names
+
+MANAGED = {names.MANAGED_BY: names.MANAGED_BY_VALUE}
+
+# (group, version, plural, kind) of every child kind the operator owns.
+CHILDREN = [
+    ("", "v1", "pods", "Pod"),
+    ("", "v1", "services", "Service"),
+    ("", "v1", "serviceaccounts", "ServiceAccount"),
+    ("", "v1", "secrets", "Secret"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+]
+CHILD_RESOURCES = [(g, v, p) for g, v, p, _ in CHILDREN]
+
+POD_STATUS_KEYS = ("phase", "podIP", "startTime", "conditions", "containerStatuses", "reason", "message")
+META_KEYS = ("name", "namespace", "uid", "labels", "annotations", "ownerReferences", "deletionTimestamp", "generation")
+
+
+def trim(body: Any, kind: str) -> dict[str, Any]:
+    """What the reconcilers compare, without managedFields and other bulk."""
+    meta = body.get("metadata", {})
+    out: dict[str, Any] = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    out["metadata"] = {k: meta[k] for k in META_KEYS if k in meta}
+    status = body.get("status") or {}
+    if kind == "Pod":
+        out.pop("spec", None)  # pods are compared by their config hash, never field by field
+        out["status"] = {k: status[k] for k in POD_STATUS_KEYS if k in status}
+    elif kind == "Secret":
+        out.pop("data", None)  # never keep secret values in memory longer than needed
+        out.pop("stringData", None)
+    elif status:
+        out["status"] = dict(status)
+    return dict(out)
+
+
+def _index_name(kind: str) -> str:
+    return f"idx_{kind.lower()}"
+
+
+@kopf.index(names.GROUP, names.VERSION, "sparksessions")
+def idx_sparksession(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): trim(body, "SparkSession")}
+
+
+def _make_indexer(kind: str) -> Any:
+    def indexer(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace, name): trim(body, kind)}
+
+    indexer.__name__ = indexer.__qualname__ = _index_name(kind)
+    return indexer
+
+
+for _group, _version, _plural, _kind in CHILDREN:
+    kopf.index(_group, _version, _plural, labels=MANAGED, id=_index_name(_kind))(_make_indexer(_kind))
+
+
+@kopf.index("", "v1", "pods", labels={names.ROLE_LABEL: "executor", names.SESSION_LABEL: kopf.PRESENT})
+def idx_executors(namespace: str, name: str, labels: dict[str, str], body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, labels[names.SESSION_LABEL]): trim(body, "Pod")}
+
+
+class KopfCache:
+    """The Controller's Cache over kopf's indexes (passed to the startup handler as kwargs)."""
+
+    def __init__(self, indexes: dict[str, Any]) -> None:
+        self.indexes = {k: v for k, v in indexes.items() if k.startswith("idx_")}
+
+    def _index(self, kind: str) -> Any:
+        return self.indexes[_index_name(kind)]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        index = self._index(kind)
+        key = (namespace, name)
+        if key not in index:
+            return None
+        for value in index[key]:
+            return value
+        return None
+
+    def executors(self, namespace: str, session: str) -> list[dict[str, Any]]:
+        index = self.indexes["idx_executors"]
+        key = (namespace, session)
+        return list(index[key]) if key in index else []
+
+    def keys(self, kind: str) -> Iterable[tuple[str, str]]:
+        return list(self._index(kind))

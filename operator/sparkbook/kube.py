@@ -1,0 +1,318 @@
+"""The only module that talks to the Kubernetes API server.
+
+A small asyncio client over aiohttp: server-side apply with one field manager, create-only
+for things that must never be rewritten, deletes with UID preconditions, status patches and
+Events. Requests are rate-limited on the client side (token bucket) and retried with
+exponential backoff on 429/5xx and dropped connections, honouring Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import ssl
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from sparkbook import names
+from sparkbook.util import now_rfc3339
+
+log = logging.getLogger(__name__)
+
+# Kinds this operator touches -> (api path prefix, plural).
+PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "Pod"): "pods",
+    ("v1", "Service"): "services",
+    ("v1", "ServiceAccount"): "serviceaccounts",
+    ("v1", "Secret"): "secrets",
+    ("v1", "ConfigMap"): "configmaps",
+    ("v1", "PersistentVolumeClaim"): "persistentvolumeclaims",
+    ("v1", "Event"): "events",
+    ("rbac.authorization.k8s.io/v1", "Role"): "roles",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
+    ("apps/v1", "StatefulSet"): "statefulsets",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    (names.API_VERSION, "SparkSession"): "sparksessions",
+    (names.API_VERSION, "NotebookServer"): "notebookservers",
+}
+
+RETRYABLE = {429, 500, 502, 503, 504}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.body = body or {}
+
+
+def object_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
+    plural = PLURALS[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    if namespace:
+        base += f"/namespaces/{namespace}"
+    base += f"/{plural}"
+    return f"{base}/{name}" if name else base
+
+
+class TokenBucket:
+    """Client-side rate limit, like client-go's QPS/burst."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps, self.burst = qps, burst
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+        self.lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self.lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
+                self.stamp = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.qps)
+
+
+@dataclass
+class Connection:
+    server: str
+    headers: dict[str, str] = field(default_factory=dict)
+    ssl: ssl.SSLContext | bool = True
+    token_file: str | None = None
+
+
+def connection_from_environment() -> Connection:
+    """In-cluster service account, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
+    from kubernetes import client, config  # imported late: it reads KUBECONFIG when imported
+
+    cfg = client.Configuration()
+    token_file = None
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config(client_configuration=cfg)
+        token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    else:
+        config.load_kube_config(client_configuration=cfg)
+    headers = {}
+    auth = cfg.get_api_key_with_prefix("authorization") if cfg.api_key else None
+    if auth:
+        headers["Authorization"] = auth
+    context: ssl.SSLContext | bool = True
+    if cfg.host.startswith("https"):
+        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
+        if not cfg.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if cfg.cert_file:
+            context.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if cfg.username and cfg.password:
+        headers["Authorization"] = aiohttp.BasicAuth(cfg.username, cfg.password).encode()
+    return Connection(server=cfg.host.rstrip("/"), headers=headers, ssl=context, token_file=token_file)
+
+
+class Kube:
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        qps: float = 50.0,
+        burst: int = 100,
+        retries: int = 6,
+        backoff: float = 0.2,
+        backoff_max: float = 10.0,
+        user_agent: str = "sparkbook-operator",
+    ) -> None:
+        self.connection = connection
+        self.bucket = TokenBucket(qps, burst)
+        self.retries, self.backoff, self.backoff_max = retries, backoff, backoff_max
+        self.user_agent = user_agent
+        self.session: aiohttp.ClientSession | None = None
+        self.requests: Counter[tuple[str, str]] = Counter()  # (method, kind of call) -> count
+        self._token: tuple[float, str] | None = None
+
+    async def __aenter__(self) -> "Kube":
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=60),
+            connector=aiohttp.TCPConnector(ssl=self.connection.ssl, limit=32),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.connection.headers}
+        if self.connection.token_file:  # projected tokens rotate: re-read them now and then
+            stamp, token = self._token or (0.0, "")
+            if time.monotonic() - stamp > 60:
+                with open(self.connection.token_file) as f:
+                    token = f.read().strip()
+                self._token = (time.monotonic(), token)
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        what: str = "",
+    ) -> dict[str, Any]:
+        assert self.session is not None, "use `async with Kube(...)`"
+        data = None if body is None else json.dumps(body)
+        if body is not None and content_type is None:
+            content_type = "application/json"
+        self.requests[(method, what or path)] += 1
+        attempt = 0
+        while True:
+            await self.bucket.take()
+            delay: float | None = None
+            try:
+                async with self.session.request(
+                    method,
+                    self.connection.server + path,
+                    params=params,
+                    data=data,
+                    headers=self._headers(content_type),
+                ) as response:
+                    text = await response.text()
+                    if response.status < 400:
+                        return json.loads(text) if text else {}
+                    try:
+                        payload = json.loads(text)
+                    except ValueError:
+                        payload = {"message": text}
+                    if response.status in RETRYABLE and attempt < self.retries:
+                        retry_after = response.headers.get("Retry-After")
+                        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+                    else:
+                        raise ApiError(
+                            response.status,
+                            str(payload.get("reason", response.reason)),
+                            str(payload.get("message", text)),
+                            payload,
+                        )
+            except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
+                if attempt >= self.retries:
+                    raise ApiError(503, "ConnectionError", str(e) or type(e).__name__) from e
+            attempt += 1
+            if delay is None:
+                delay = min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            log.debug("retrying %s %s in %.2fs (attempt %d)", method, path, delay, attempt)
+            await asyncio.sleep(delay)
+
+    # --- verbs -------------------------------------------------------------------------------
+
+    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", object_path(api_version, kind, namespace, name), what=f"get {kind}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """POST; None when the name is already taken (409), which the caller must look into."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+        try:
+            return await self.request(
+                "POST", path, params={"fieldManager": names.FIELD_MANAGER}, body=obj, what=f"create {obj['kind']}"
+            )
+        except ApiError as e:
+            if e.status == 409:
+                return None
+            raise
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply: create or converge the fields we own, in one request."""
+        meta = obj["metadata"]
+        path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        return await self.request(
+            "PATCH",
+            path,
+            params={"fieldManager": names.FIELD_MANAGER, "force": "true"},
+            body=obj,
+            content_type="application/apply-patch+yaml",
+            what=f"apply {obj['kind']}",
+        )
+
+    async def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, *, uid: str | None = None
+    ) -> bool:
+        """Delete (background propagation); False when it was already gone."""
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self.request(
+                "DELETE", object_path(api_version, kind, namespace, name), body=body, what=f"delete {kind}"
+            )
+            return True
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            if e.status == 409 and uid:  # a newer object holds the name now: not ours to delete
+                return False
+            raise
+
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            object_path(api_version, kind, namespace, name) + "/status",
+            params={"fieldManager": names.FIELD_MANAGER},
+            body={"status": patch},
+            content_type="application/merge-patch+json",
+            what=f"status {kind}",
+        )
+
+    async def post_event(self, involved: dict[str, Any], *, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on `involved`; failures are logged, never raised (events are best effort)."""
+        meta = involved["metadata"]
+        now = now_rfc3339()
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"),
+                "kind": involved.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "sparkbook-operator"},
+            "reportingComponent": "sparkbook.io/operator",
+            "reportingInstance": os.environ.get("POD_NAME", "sparkbook-operator"),
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event, what="event")
+        except ApiError as e:
+            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], e)

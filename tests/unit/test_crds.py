@@ -1,0 +1,83 @@
+"""The CRDs are generated from the models, structural, and what a real API server accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sparkbook import crds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _walk(node: Any, path: str = ""):
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _walk(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk(value, f"{path}[{i}]")
+
+
+def _load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "crds" / name).read_text())
+
+
+def test_crds_check_passes_on_the_committed_files():
+    result = subprocess.run(
+        [sys.executable, "-m", "sparkbook.cli", "crds", "--check", "--dir", str(ROOT / "crds")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_crds_check_fails_on_drift(tmp_path: Path):
+    crds.write(tmp_path)
+    target = tmp_path / "sparksessions.sparkbook.io.yaml"
+    target.write_text(target.read_text().replace("maxExecutors", "maxExecutorz"))
+    result = subprocess.run(
+        [sys.executable, "-m", "sparkbook.cli", "crds", "--check", "--dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "maxExecutorz" in result.stderr
+
+
+def test_schema_is_structural():
+    crd = _load("sparksessions.sparkbook.io.yaml")
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        assert "$ref" not in node, path
+        assert "anyOf" not in node, path
+        assert "title" not in node, path
+        assert "allOf" not in node and "oneOf" not in node, path
+        if "properties" in node:
+            assert "additionalProperties" not in node, path
+            assert node.get("type") == "object", path
+            for name, sub in node["properties"].items():
+                typed = "type" in sub or sub.get("x-kubernetes-int-or-string") or sub.get(
+                    "x-kubernetes-preserve-unknown-fields"
+                )
+                assert typed, f"{path}.{name} has no type"
+
+
+def test_crd_has_status_subresource_printer_columns_short_name_and_cel():
+    crd = _load("sparksessions.sparkbook.io.yaml")
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Executors", "Ready", "Connect", "Age"]
+    assert crd["spec"]["names"]["shortNames"] == ["sps"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    da = spec["properties"]["dynamicAllocation"]
+    rules = [v["rule"] for v in da["x-kubernetes-validations"]]
+    assert "self.minExecutors <= self.initialExecutors && self.initialExecutors <= self.maxExecutors" in rules
+    assert da["properties"]["maxExecutors"]["default"] == 10
+    assert spec["properties"]["driver"]["properties"]["coreRequest"]["x-kubernetes-int-or-string"] is True
+    assert spec["properties"]["image"]["nullable"] is True
