@@ -191,6 +191,8 @@ class Controller:
             await self._reconcile_driver(spec, pod, desired_pod, obs, events, outcome)
         except NameConflict as e:
             obs.stalled = ("NameConflict", f"{e}; delete or rename it, then the operator continues")
+            # The squatter is not labelled as ours, so no watch event tells us when it goes.
+            outcome.requeue = self.settings.stalled_retry_seconds
         obs.driver = self.cache.get("Pod", namespace, n.driver_pod)
         if obs.driver is not None and obs.driver.get("metadata", {}).get("uid") and not owned_by(obs.driver, uid):
             obs.driver = None

@@ -21,6 +21,8 @@ class Settings(BaseModel):
     restart_backoff_seconds: float = 10.0
     """First delay before a failed driver is replaced; doubles up to restart_backoff_max_seconds."""
     restart_backoff_max_seconds: float = 300.0
+    stalled_retry_seconds: float = 30.0
+    """How often a resource stalled on something outside its own objects is looked at again."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -35,6 +37,7 @@ class Settings(BaseModel):
             ("SPARKBOOK_RESYNC_SECONDS", "resync_seconds"),
             ("SPARKBOOK_RESTART_BACKOFF_SECONDS", "restart_backoff_seconds"),
             ("SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS", "restart_backoff_max_seconds"),
+            ("SPARKBOOK_STALLED_RETRY_SECONDS", "stalled_retry_seconds"),
         ):
             if env.get(key):
                 values[field] = env[key]

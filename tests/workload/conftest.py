@@ -1,0 +1,180 @@
+"""A real Spark Connect server, started exactly as the driver pod starts it, on loopback ports."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import yaml
+
+from sparkbook.build.launch import (
+    SERVER_TOKEN_ENV,
+    connect_server_command,
+    connect_url,
+    loopback_conf,
+    parse_connect_server_command,
+)
+from sparkbook.render import render_stream
+from sparkbook.settings import Settings
+
+STARTUP_TIMEOUT_S = 120.0
+LOG_TAIL_CHARS = 20_000
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def driver_container(example: str = "sparksession.yaml") -> dict[str, Any]:
+    """The driver container exactly as the operator renders it for an example resource."""
+    rendered = render_stream((ROOT / "examples" / example).read_text(), settings=Settings())
+    pod = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Pod")
+    return pod["spec"]["containers"][0]
+
+
+@dataclass(frozen=True)
+class ConnectServer:
+    """A running local Spark Connect server and how to reach it."""
+
+    url: str  # sc:// URL without credentials
+    token_url: str  # sc:// URL carrying the bearer token
+    ui_url: str  # Spark UI / REST API base
+    token: str
+    grpc_port: int
+    process: subprocess.Popen[bytes] = field(repr=False)
+    log_path: Path
+    startup_seconds: float
+
+    def log_tail(self) -> str:
+        """Last part of the server log, for failure reports."""
+        try:
+            return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        except OSError as exc:
+            return f"<cannot read {self.log_path}: {exc}>"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _require_java() -> None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and os.access(Path(java_home, "bin", "java"), os.X_OK):
+        return
+    if shutil.which("java"):
+        return
+    pytest.fail(
+        "Java 17+ is required to run the Spark Connect server (no `java` on PATH and no "
+        "usable $JAVA_HOME/bin/java); install e.g. openjdk-17-jre-headless.",
+        pytrace=False,
+    )
+
+
+def _spark_home() -> str:
+    # The pyspark wheel of *this* interpreter is a complete Spark distribution (bin/, jars/).
+    spec = importlib.util.find_spec("pyspark")
+    assert spec is not None and spec.origin is not None, "pyspark is not installed"
+    return str(Path(spec.origin).parent)
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()  # SIGTERM: what the kubelet sends; Spark stops its context cleanly
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
+    """Start the server from the driver pod's own command, localized by loopback_conf(), with token auth."""
+    _require_java()
+    work = tmp_path_factory.mktemp("spark-connect")
+    grpc_port, ui_port = _free_port(), _free_port()
+    token = secrets.token_urlsafe(24)
+    # The pod's own command and conf; only the master and the Kubernetes-only keys change.
+    container = driver_container()
+    pod_conf, app_name = parse_connect_server_command(container["command"])
+    assert any(e["name"] == SERVER_TOKEN_ENV for e in container["env"]), "the pod must pass the token by env"
+    conf = loopback_conf(
+        pod_conf,
+        master="local[2]",
+        connect_port=grpc_port,
+        ui_port=ui_port,
+        warehouse_dir=str(work / "warehouse"),
+    )
+    spark_home = _spark_home()
+    argv = connect_server_command(conf=conf, spark_home=spark_home, app_name=app_name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
+    env.update(
+        SPARK_HOME=spark_home,  # else a stray $SPARK_HOME would pick another Spark
+        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_CONF_DIR=str(work / "conf"),  # empty: no spark-defaults.conf from the host
+        **{SERVER_TOKEN_ENV: token},
+    )
+    (work / "conf").mkdir()
+    log_path = work / "server.log"
+    started = time.monotonic()
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = started + STARTUP_TIMEOUT_S
+        while not _accepts_connections(grpc_port):
+            if proc.poll() is not None:
+                pytest.fail(
+                    f"Spark Connect server exited with {proc.returncode} before listening.\n"
+                    f"argv: {argv}\n--- log ---\n{log_path.read_text(errors='replace')[-LOG_TAIL_CHARS:]}",
+                    pytrace=False,
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"Spark Connect server not listening on {grpc_port} after "
+                    f"{STARTUP_TIMEOUT_S:.0f}s.\n--- log ---\n"
+                    f"{log_path.read_text(errors='replace')[-LOG_TAIL_CHARS:]}",
+                    pytrace=False,
+                )
+            time.sleep(0.2)
+        server = ConnectServer(
+            url=connect_url(host="127.0.0.1", port=grpc_port),
+            token_url=connect_url(host="127.0.0.1", port=grpc_port, token=token),
+            ui_url=f"http://127.0.0.1:{ui_port}",
+            token=token,
+            grpc_port=grpc_port,
+            process=proc,
+            log_path=log_path,
+            startup_seconds=time.monotonic() - started,
+        )
+        yield server
+    finally:
+        _stop(proc)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the server log to the report of any failing test that used the server."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("spark_connect_server")
+    if report.failed and isinstance(server, ConnectServer):
+        report.sections.append(("Spark Connect server log (tail)", server.log_tail()))
