@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from typing import Any
 
 import celpy
+
+# celpy logs every evaluation step at DEBUG (with huge reprs): costly when a test enables DEBUG logging.
+logging.getLogger('celpy').setLevel(logging.WARNING)
 
 _MISSING = object()
 _ROOT_FIELDS = ('apiVersion', 'kind', 'metadata')
@@ -123,12 +127,18 @@ def validate(obj: Any, schema: dict[str, Any], *, old: Any = _MISSING) -> list[F
     """Validate an entire custom resource; `old` is the previous object for transition rules."""
     errors: list[FieldError] = []
     body = {k: v for k, v in obj.items() if k not in _ROOT_FIELDS} if isinstance(obj, dict) else obj
+    # Root-level CEL rules see metadata.name and metadata.generateName, and nothing else of it.
+    if isinstance(obj, dict) and isinstance(obj.get('metadata'), dict):
+        visible = {k: obj['metadata'][k] for k in ('name', 'generateName') if k in obj['metadata']}
+        body['metadata'] = visible
     sch = dict(schema)
     sch['properties'] = {k: v for k, v in (schema.get('properties') or {}).items() if k not in _ROOT_FIELDS}
     sch['required'] = [r for r in schema.get('required') or [] if r not in _ROOT_FIELDS]
     oldbody = _MISSING
     if isinstance(old, dict):
         oldbody = {k: v for k, v in old.items() if k not in _ROOT_FIELDS}
+        if isinstance(old.get('metadata'), dict):
+            oldbody['metadata'] = {k: old['metadata'][k] for k in ('name', 'generateName') if k in old['metadata']}
     _validate(body, sch, '', errors, oldbody)
     return errors
 

@@ -1,0 +1,127 @@
+"""The real operator process (`sparkbook run`) against the in-process API emulator."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from sparkbook.testing.emulator import EmulatorThread
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+_venv_kubectl = Path(sys.executable).parent / "kubectl"
+KUBECTL = str(_venv_kubectl) if _venv_kubectl.exists() else "kubectl"
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll until `check()` is truthy; fail with `what` and the last value otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last value {last!r}")
+
+
+def settle(check: Callable[[], T], *, quiet: float = 1.0, timeout: float = 20.0) -> T:
+    """Wait until `check()` returns the same value for `quiet` seconds in a row."""
+    deadline = time.monotonic() + timeout
+    value, since = check(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        new = check()
+        if new != value:
+            value, since = new, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return value
+    raise AssertionError(f"never settled: {value!r}")
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[EmulatorThread]:
+    with EmulatorThread(crds=sorted((ROOT / "crds").glob("*.yaml"))) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(emulator: EmulatorThread, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("kube") / "config"
+    emulator.write_kubeconfig(path)
+    return path
+
+
+class Operator:
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "SPARKBOOK_RESYNC_SECONDS": "60",
+            "SPARKBOOK_RESTART_BACKOFF_SECONDS": "1",
+            "SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS": "4",
+            "SPARKBOOK_STALLED_RETRY_SECONDS": "1",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Operator":
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sparkbook.cli", "run", "--standalone"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def operator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    try:
+        yield op
+    finally:
+        op.stop()
+        logs = op.logs()
+        if "Traceback" in logs:
+            print(logs[-20000:])
+
+
+@pytest.fixture
+def kubectl(kubeconfig: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [KUBECTL, *args],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    return run

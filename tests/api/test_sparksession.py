@@ -1,0 +1,281 @@
+"""A user's story with SparkSession, against the real operator process and the API emulator.
+
+The test plays the parts a cluster would: kubectl (the real client), the kubelet (patching pod
+status) and Spark's scheduler backend (creating executor pods owned by the driver).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sparkbook import names
+from tests.api.conftest import ROOT, settle, wait_for
+
+EXAMPLE = (ROOT / "examples" / "sparksession.yaml").read_text()
+SESSION = ("sparkbook.io/v1alpha1", "sparksessions")
+EXPECTED_CHILDREN = {
+    ("ServiceAccount", "analytics-spark"),
+    ("Role", "analytics-spark"),
+    ("RoleBinding", "analytics-spark"),
+    ("Secret", "analytics-connect-token"),
+    ("ConfigMap", "analytics-executor-template"),
+    ("Service", "analytics-driver-svc"),
+    ("Service", "analytics-connect"),
+    ("Service", "analytics-ui"),
+    ("Pod", "analytics-driver"),
+}
+CHILD_RESOURCES = [
+    ("v1", "serviceaccounts", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "roles", "Role"),
+    ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
+    ("v1", "secrets", "Secret"),
+    ("v1", "configmaps", "ConfigMap"),
+    ("v1", "services", "Service"),
+    ("v1", "pods", "Pod"),
+]
+
+
+def example_in(namespace: str, **spec_changes: Any) -> str:
+    doc = yaml.safe_load(EXAMPLE)
+    doc["metadata"]["namespace"] = namespace
+    doc["spec"].update(spec_changes)
+    return yaml.safe_dump(doc)
+
+
+@pytest.fixture
+def namespace(emulator, kubectl) -> str:
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+    return ns
+
+
+def children(emulator, namespace: str) -> set[tuple[str, str]]:
+    found = set()
+    for api_version, plural, kind in CHILD_RESOURCES:
+        for obj in emulator.list(api_version, plural, namespace=namespace):
+            if obj["metadata"].get("labels", {}).get(names.SESSION_LABEL) == "analytics":
+                found.add((kind, obj["metadata"]["name"]))
+    return found
+
+
+def session(emulator, namespace: str, name: str = "analytics") -> dict[str, Any] | None:
+    return emulator.get(*SESSION, namespace, name)
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
+        if cond["type"] == type_:
+            return cond
+    return {}
+
+
+def operator_writes(emulator, namespace: str) -> list[Any]:
+    return [
+        r for r in emulator.writes()
+        if r.namespace == namespace and "kubectl" not in (r.user_agent or "")
+    ]
+
+
+def kubelet_runs(emulator, namespace: str, pod_name: str, *, ip: str = "10.1.2.3") -> None:
+    """What the kubelet would report for a started, ready pod."""
+    emulator.patch_status(
+        "v1", "pods", namespace, pod_name,
+        {
+            "phase": "Running",
+            "podIP": ip,
+            "startTime": "2026-01-01T00:00:00Z",
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [{"name": "spark-connect", "ready": True, "restartCount": 0, "state": {"running": {}}}],
+        },
+    )
+
+
+def apply_and_converge(emulator, kubectl, namespace: str, **spec: Any) -> dict[str, Any]:
+    kubectl("apply", "-f", "-", input=example_in(namespace, **spec))
+    wait_for(lambda: EXPECTED_CHILDREN <= children(emulator, namespace), what="children")
+    return wait_for(lambda: (session(emulator, namespace) or {}).get("status"), what="status")
+
+
+def test_kubectl_apply_creates_children_and_get_shows_printer_columns(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    assert children(emulator, namespace) == EXPECTED_CHILDREN
+    owner_uid = session(emulator, namespace)["metadata"]["uid"]
+    for kind, name in EXPECTED_CHILDREN:
+        api_version, plural = next((a, p) for a, p, k in CHILD_RESOURCES if k == kind)
+        obj = emulator.get(api_version, plural, namespace, name)
+        (ref,) = obj["metadata"]["ownerReferences"]
+        assert ref["uid"] == owner_uid and ref["controller"] is True and ref["kind"] == "SparkSession"
+    out = kubectl("get", "sparksessions", "-n", namespace).stdout
+    header = out.splitlines()[0].split()
+    assert header == ["NAME", "PHASE", "EXECUTORS", "READY", "AGE"]
+    assert out.splitlines()[1].split()[:2] == ["analytics", "Starting"]  # driver created, not ready yet
+    assert "analytics" in kubectl("get", "sps", "-n", namespace).stdout
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dynamicAllocation": {"minExecutors": 5, "initialExecutors": 1, "maxExecutors": 2}},
+         "minExecutors <= initialExecutors <= maxExecutors"),
+        ({"driver": {"cores": -1}}, "spec.driver.cores"),
+        ({"executor": {"memory": "lots"}}, "spec.executor.memory"),
+        ({"surprise": True}, "surprise"),
+        ({"sparkConf": {"spark.master": "local[*]"}}, "sparkConf may not set keys"),
+    ],
+)
+def test_invalid_sessions_are_rejected_naming_the_problem(emulator, kubectl, namespace, change, message):
+    result = kubectl("apply", "-f", "-", input=example_in(namespace, **change), check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert session(emulator, namespace) is None
+
+
+def test_kubelet_and_executors_drive_status(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    driver = emulator.get("v1", "pods", namespace, "analytics-driver")
+    kubelet_runs(emulator, namespace, "analytics-driver")
+    status = wait_for(lambda: (session(emulator, namespace) or {}).get("status", {}).get("phase") == "Running"
+                      and session(emulator, namespace)["status"], what="Running")
+    assert condition(session(emulator, namespace), "Ready")["status"] == "True"
+    assert status["driver"]["podIP"] == "10.1.2.3"
+    assert status["endpoints"] == {
+        "connect": f"sc://analytics-connect.{namespace}.svc:15002",
+        "ui": f"http://analytics-ui.{namespace}.svc:4040",
+    }
+
+    # Spark's scheduler backend starts executors owned by the driver pod, with our labels.
+    def executor(i: int, phase: str) -> None:
+        emulator.create({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": f"analytics-exec-{i}", "namespace": namespace,
+                "labels": {**names.session_labels("analytics", "executor"), "spark-role": "executor",
+                           "spark-app-selector": "spark-0123"},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": "analytics-driver",
+                                     "uid": driver["metadata"]["uid"], "controller": True}],
+            },
+            "spec": {"containers": [{"name": "executor", "image": "x"}]},
+        })
+        emulator.patch_status("v1", "pods", namespace, f"analytics-exec-{i}", {"phase": phase})
+
+    executor(1, "Running")
+    executor(2, "Running")
+    executor(3, "Pending")
+    wait_for(lambda: session(emulator, namespace)["status"]["executors"] == {"running": 2, "pending": 1, "failed": 0},
+             what="executor counts")
+    assert session(emulator, namespace)["status"]["applicationId"] == "spark-0123"
+    out = kubectl("get", "sparksessions", "-n", namespace).stdout.splitlines()[1].split()
+    assert out[:4] == ["analytics", "Running", "2", "True"]
+
+    # Dynamic allocation scales down: Spark deletes idle executors.
+    emulator.delete("v1", "pods", namespace, "analytics-exec-1")
+    emulator.delete("v1", "pods", namespace, "analytics-exec-3")
+    wait_for(lambda: session(emulator, namespace)["status"]["executors"] == {"running": 1, "pending": 0, "failed": 0},
+             what="scale down")
+    # Deleting the driver pod takes its executors with it (garbage collection by ownerReference).
+    emulator.delete("v1", "pods", namespace, "analytics-driver")
+    wait_for(lambda: emulator.get("v1", "pods", namespace, "analytics-exec-2") is None, what="executor GC")
+
+
+def test_second_reconcile_writes_nothing(emulator, operator, kubectl, namespace):
+    before = len(emulator.writes())
+    apply_and_converge(emulator, kubectl, namespace)
+    kubelet_runs(emulator, namespace, "analytics-driver")
+    wait_for(lambda: session(emulator, namespace)["status"]["phase"] == "Running", what="Running")
+    first = settle(lambda: len(operator_writes(emulator, namespace)), quiet=1.5)
+    print(f"API writes for a first reconcile up to Running: {first}")
+    assert first > 0
+    # Poke the resource with a metadata-only change: the operator reconciles it and must write nothing.
+    kubectl("annotate", "sparksession", "analytics", "-n", namespace, "touched=yes")
+    assert settle(lambda: len(operator_writes(emulator, namespace)), quiet=1.5) == first
+    assert len(emulator.writes()) > before
+
+
+def test_deleted_child_is_recreated(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    old_uid = emulator.get("v1", "services", namespace, "analytics-ui")["metadata"]["uid"]
+    emulator.delete("v1", "services", namespace, "analytics-ui")
+    recreated = wait_for(lambda: emulator.get("v1", "services", namespace, "analytics-ui"), what="UI service back")
+    assert recreated["metadata"]["uid"] != old_uid
+
+
+def test_edited_child_is_repaired(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    kubectl("patch", "service", "analytics-connect", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"selector": {"sparkbook.io/session": "someone-else"}}}')
+    wait_for(lambda: emulator.get("v1", "services", namespace, "analytics-connect")["spec"]["selector"]
+             .get(names.SESSION_LABEL) == "analytics", what="selector repaired")
+
+
+def test_deleting_the_session_removes_every_child(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    kubectl("delete", "sparksession", "analytics", "-n", namespace)
+    wait_for(lambda: not children(emulator, namespace), what="children gone")
+
+
+def test_suspend_and_resume(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    kubelet_runs(emulator, namespace, "analytics-driver")
+    wait_for(lambda: session(emulator, namespace)["status"]["phase"] == "Running", what="Running")
+    kubectl("patch", "sparksession", "analytics", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    wait_for(lambda: emulator.get("v1", "pods", namespace, "analytics-driver") is None, what="driver removed")
+    status = wait_for(lambda: session(emulator, namespace)["status"]["phase"] == "Suspended"
+                      and session(emulator, namespace)["status"], what="Suspended")
+    assert status["observedGeneration"] == session(emulator, namespace)["metadata"]["generation"]
+    assert emulator.get("v1", "services", namespace, "analytics-connect") is not None  # endpoints stay
+    kubectl("patch", "sparksession", "analytics", "-n", namespace, "--type=merge", "-p", '{"spec": {"suspend": false}}')
+    wait_for(lambda: emulator.get("v1", "pods", namespace, "analytics-driver"), what="driver back")
+    wait_for(lambda: session(emulator, namespace)["status"]["phase"] in ("Starting", "Pending"), what="starting again")
+
+
+def test_spec_change_replaces_the_driver_and_says_so(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    old = emulator.get("v1", "pods", namespace, "analytics-driver")
+    kubectl("patch", "sparksession", "analytics", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"executor": {"memory": "4g"}}}')
+    new = wait_for(lambda: (p := emulator.get("v1", "pods", namespace, "analytics-driver"))
+                   and p["metadata"]["uid"] != old["metadata"]["uid"] and p, what="new driver")
+    assert "spark.executor.memory=4g" in new["spec"]["containers"][0]["command"]
+    events = emulator.list("v1", "events", namespace=namespace)
+    assert any(e["reason"] == "DriverReplacing" and "generation 2" in e["message"] for e in events)
+
+
+def test_failed_driver_is_replaced_with_backoff_and_counted(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    old = emulator.get("v1", "pods", namespace, "analytics-driver")
+    emulator.patch_status("v1", "pods", namespace, "analytics-driver", {
+        "phase": "Failed",
+        "containerStatuses": [{"name": "spark-connect", "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}],
+    })
+    status = wait_for(lambda: session(emulator, namespace)["status"]["driver"].get("restarts") == 1
+                      and session(emulator, namespace)["status"], what="restart counted")
+    assert status["driver"]["lastFailure"] == "OOMKilled"
+    new = wait_for(lambda: (p := emulator.get("v1", "pods", namespace, "analytics-driver"))
+                   and p["metadata"]["uid"] != old["metadata"]["uid"] and p, timeout=30, what="replacement")
+    assert new is not None
+    events = emulator.list("v1", "events", namespace=namespace)
+    assert any(e["reason"] == "DriverFailed" and "OOMKilled" in e["message"] for e in events)
+
+
+def test_name_squatting_stalls_with_an_event(emulator, operator, kubectl, namespace):
+    squatter = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "analytics-ui", "namespace": namespace},
+                "spec": {"ports": [{"port": 80}]}}
+    kubectl("apply", "-f", "-", input=yaml.safe_dump(squatter))
+    kubectl("apply", "-f", "-", input=example_in(namespace))
+    stalled = wait_for(lambda: condition(session(emulator, namespace), "Stalled").get("status") == "True"
+                       and condition(session(emulator, namespace), "Stalled"), what="Stalled")
+    assert stalled["reason"] == "NameConflict" and "analytics-ui" in stalled["message"]
+    svc = emulator.get("v1", "services", namespace, "analytics-ui")
+    assert svc["spec"]["ports"] == [{"port": 80}] or svc["spec"]["ports"][0]["port"] == 80
+    assert not svc["metadata"].get("ownerReferences")
+    events = emulator.list("v1", "events", namespace=namespace)
+    assert any(e["type"] == "Warning" and "analytics-ui" in e["message"] for e in events)
+    # Once the squatter is gone, the operator continues.
+    kubectl("delete", "service", "analytics-ui", "-n", namespace)
+    wait_for(lambda: condition(session(emulator, namespace), "Stalled").get("status") == "False", timeout=30,
+             what="unstalled")
