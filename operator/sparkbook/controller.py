@@ -193,7 +193,7 @@ class Controller:
             obs.stalled = ("NameConflict", f"{e}; delete or rename it, then the operator continues")
             # The squatter is not labelled as ours, so no watch event tells us when it goes.
             outcome.requeue = self.settings.stalled_retry_seconds
-        obs.driver = self.cache.get("Pod", namespace, n.driver_pod)
+        obs.driver = self.cache.get("Pod", namespace, n.driver_pod) or obs.driver
         if obs.driver is not None and obs.driver.get("metadata", {}).get("uid") and not owned_by(obs.driver, uid):
             obs.driver = None
         obs.executors = [] if spec.suspend else self.cache.executors(namespace, name)
@@ -232,7 +232,8 @@ class Controller:
             created = await self.kube.create(desired)
             if created is None:
                 raise NameConflict(f"Pod {desired['metadata']['name']!r} already exists and is not owned by this resource")
-            obs.missing.append(f"Pod {desired['metadata']['name']}")
+            # Report the new pod now rather than after its watch event: one status write, not two.
+            obs.driver = created
             return
         if terminating:
             if pod_hash(pod) != pod_hash(desired):

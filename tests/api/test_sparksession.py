@@ -279,3 +279,35 @@ def test_name_squatting_stalls_with_an_event(emulator, operator, kubectl, namesp
     kubectl("delete", "service", "analytics-ui", "-n", namespace)
     wait_for(lambda: condition(session(emulator, namespace), "Stalled").get("status") == "False", timeout=30,
              what="unstalled")
+
+
+def test_first_reconcile_write_budget(emulator, operator, kubectl, namespace):
+    """One create per child, one status write, one Event: nothing more (reads come from caches)."""
+    kubectl("apply", "-f", "-", input=example_in(namespace))
+    wait_for(lambda: EXPECTED_CHILDREN <= children(emulator, namespace), what="children")
+    writes = settle(lambda: [(r.method, r.plural, r.subresource or "") for r in operator_writes(emulator, namespace)
+                             if "kubectl" not in (r.user_agent or "")], quiet=1.5)
+    assert sorted(writes) == sorted(
+        [("POST", plural, "") for plural in
+         ("serviceaccounts", "roles", "rolebindings", "secrets", "configmaps", "services", "services", "services", "pods")]
+        + [("PATCH", "sparksessions", "status"), ("POST", "events", "")]
+    )
+    reads = [r for r in emulator.requests if r.namespace == namespace and r.method == "GET"
+             and "sparkbook-operator" in (r.user_agent or "")]
+    assert reads == []
+
+
+def test_operator_restart_writes_nothing(emulator, operator, kubectl, namespace):
+    apply_and_converge(emulator, kubectl, namespace)
+    kubelet_runs(emulator, namespace, "analytics-driver")
+    wait_for(lambda: session(emulator, namespace)["status"]["phase"] == "Running", what="Running")
+    settle(lambda: len(operator_writes(emulator, namespace)), quiet=1.0)
+    operator.stop()
+    before = len(emulator.writes())
+    driver_uid = emulator.get("v1", "pods", namespace, "analytics-driver")["metadata"]["uid"]
+    operator.start()
+    # The restarted operator lists everything and reconciles every resource from its caches.
+    wait_for(lambda: len([r for r in emulator.requests if r.verb == "watch" and r.plural == "sparksessions"]) >= 2,
+             what="the new operator watching")
+    assert settle(lambda: len(emulator.writes()), quiet=2.0) == before
+    assert emulator.get("v1", "pods", namespace, "analytics-driver")["metadata"]["uid"] == driver_uid
