@@ -235,18 +235,21 @@ class Kube:
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
         try:
-            return await self.request(
+            created = await self.request(
                 "POST", path, params={"fieldManager": names.FIELD_MANAGER}, body=obj, what=f"create {obj['kind']}"
             )
         except ApiError as e:
             if e.status == 409:
                 return None
             raise
+        log.info("created %s %s/%s", obj["kind"], meta.get("namespace"), meta.get("name"))
+        return created
 
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply: create or converge the fields we own, in one request."""
         meta = obj["metadata"]
         path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        log.info("applying %s %s/%s (it differs from the desired state)", obj["kind"], meta.get("namespace"), meta["name"])
         return await self.request(
             "PATCH",
             path,
@@ -267,6 +270,7 @@ class Kube:
             await self.request(
                 "DELETE", object_path(api_version, kind, namespace, name), body=body, what=f"delete {kind}"
             )
+            log.info("deleted %s %s/%s", kind, namespace, name)
             return True
         except ApiError as e:
             if e.status == 404:

@@ -125,3 +125,13 @@ def kubectl(kubeconfig: Path) -> Callable[..., subprocess.CompletedProcess[str]]
         return result
 
     return run
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Attach the operator's log to the report of a failing test that used it."""
+    outcome = yield
+    report = outcome.get_result()
+    op = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and isinstance(op, Operator):
+        report.sections.append(("operator log (tail)", op.logs()[-15000:]))

@@ -58,7 +58,9 @@ def _owner_event(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: A
 
 
 for _group, _version, _plural in _cache.CHILD_RESOURCES:
-    kopf.on.event(_group, _version, _plural, labels={names.SESSION_LABEL: kopf.PRESENT, **MANAGED})(_owner_event)
+    kopf.on.event(
+        _group, _version, _plural, labels={names.SESSION_LABEL: kopf.PRESENT, **MANAGED}, id="owner-event"
+    )(_owner_event)
 
 
 def run(
@@ -73,6 +75,9 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # One line per watch event ("Handler ... succeeded") drowns what the controller reports.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings = Settings.from_env()
     watch = namespaces or settings.namespaces
     asyncio.run(
