@@ -16,3 +16,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+# A real Spark Connect server for the whole session (tests/spark_server.py), for any test that asks.
+from tests.spark_server import pytest_runtest_makereport, spark_connect_server  # noqa: E402,F401

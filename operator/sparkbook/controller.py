@@ -4,6 +4,7 @@ one write per difference, status from one pure function, written only when it ch
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import secrets
 import time
@@ -14,11 +15,22 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from sparkbook import names
+from sparkbook.api.common import duration_seconds
+from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
+from sparkbook.build.notebook import attached_session, notebook_children
 from sparkbook.build.session import session_children
 from sparkbook.kube import ApiError, Kube
 from sparkbook.settings import Settings
-from sparkbook.status import SessionObservation, pod_failed, pod_problem, session_status
+from sparkbook.status import (
+    NotebookObservation,
+    SessionObservation,
+    notebook_status,
+    pod_failed,
+    pod_problem,
+    pod_ready,
+    session_status,
+)
 from sparkbook.util import is_subset, merge_patch, now_rfc3339, parse_rfc3339
 from sparkbook.workqueue import WorkQueue
 
@@ -35,6 +47,8 @@ class Cache(Protocol):
     def executors(self, namespace: str, session: str) -> list[dict[str, Any]]: ...
 
     def keys(self, kind: str) -> Iterable[tuple[str, str]]: ...
+
+    def notebooks_for_session(self, namespace: str, session: str) -> list[str]: ...
 
 
 class NameConflict(Exception):
@@ -72,16 +86,26 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue()
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciles = 0
+        # Last activity seen by the idle checks, by key; status reports it, nothing persists it.
+        self.activity: dict[Key, str] = {}
+        self._tokens: dict[tuple[str, str], str] = {}
 
     # --- running -----------------------------------------------------------------------------
 
     def enqueue(self, kind: str, namespace: str, name: str) -> None:
         self.queue.add((kind, namespace, name))
 
+    def session_changed(self, namespace: str, session: str) -> None:
+        """A SparkSession or one of its children changed: it and its notebooks look again."""
+        self.enqueue("SparkSession", namespace, session)
+        for notebook in self.cache.notebooks_for_session(namespace, session):
+            self.enqueue("NotebookServer", namespace, notebook)
+
     async def start(self) -> None:
         for i in range(self.settings.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"sparkbook-worker-{i}"))
         self._tasks.append(asyncio.create_task(self._resync(), name="sparkbook-resync"))
+        self._tasks.append(asyncio.create_task(self._idle_loop(), name="sparkbook-idle"))
 
     async def stop(self) -> None:
         self.queue.close()
@@ -93,8 +117,9 @@ class Controller:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            for namespace, name in list(self.cache.keys("SparkSession")):
-                self.enqueue("SparkSession", namespace, name)
+            for kind in ("SparkSession", "NotebookServer"):
+                for namespace, name in list(self.cache.keys(kind)):
+                    self.enqueue(kind, namespace, name)
 
     async def _worker(self) -> None:
         while True:
@@ -120,6 +145,8 @@ class Controller:
         self.reconciles += 1
         if kind == "SparkSession":
             return await self.reconcile_session(namespace, name)
+        if kind == "NotebookServer":
+            return await self.reconcile_notebook(namespace, name)
         raise ValueError(f"unknown kind {kind}")
 
     # --- SparkSession ------------------------------------------------------------------------
@@ -168,9 +195,13 @@ class Controller:
             spec = SparkSessionSpec.model_validate(body.get("spec") or {})
         except ValidationError as e:
             obs.stalled = ("InvalidSpec", _short_validation_error(e))
-            return await self._finish_session(body, obs, events, outcome)
+            return await self._finish(body, session_status(obs), obs.previous, events, outcome)
 
         obs.suspend = spec.suspend
+        obs.idle_suspended_at = None if spec.suspend else (meta.get("annotations") or {}).get(names.IDLE_SUSPENDED_AT)
+        obs.last_activity = self.activity.get(("SparkSession", namespace, name))
+        if obs.idle_suspended_at:
+            spec = spec.model_copy(update={"suspend": True})
         obs.image = spec.image or self.settings.spark_image
         owner = {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         n = names.SessionNames(name)
@@ -197,7 +228,7 @@ class Controller:
         if obs.driver is not None and obs.driver.get("metadata", {}).get("uid") and not owned_by(obs.driver, uid):
             obs.driver = None
         obs.executors = [] if spec.suspend else self.cache.executors(namespace, name)
-        return await self._finish_session(body, obs, events, outcome)
+        return await self._finish(body, session_status(obs), obs.previous, events, outcome)
 
     def _backoff_remaining(self, obs: SessionObservation) -> float:
         if not obs.restarts or not obs.last_failure_time:
@@ -257,24 +288,251 @@ class Controller:
             events.append(("Normal", "DriverReplacing", message))
             await self.kube.delete("v1", "Pod", obs.namespace, pod["metadata"]["name"], uid=pod["metadata"].get("uid"))
 
-    async def _finish_session(
+    async def _finish(
         self,
         body: dict[str, Any],
-        obs: SessionObservation,
+        status: dict[str, Any],
+        previous: dict[str, Any],
         events: list[tuple[str, str, str]],
         outcome: Outcome,
     ) -> Outcome:
-        status = session_status(obs)
-        previous = obs.previous
+        """Write the status if it changed, then the Events of this pass."""
+        meta = body["metadata"]
         if status != previous:
             await self.kube.patch_status(
-                body["apiVersion"], body["kind"], obs.namespace, obs.name, merge_patch(previous, status)
+                body["apiVersion"], body["kind"], meta["namespace"], meta["name"], merge_patch(previous, status)
             )
-            old_phase = previous.get("phase")
-            if status["phase"] != old_phase:
+            if status["phase"] != previous.get("phase"):
                 ready = next(c for c in status["conditions"] if c["type"] == "Ready")
                 type_ = "Warning" if status["phase"] == "Failed" else "Normal"
                 events.append((type_, status["phase"], ready["message"]))
         for type_, reason, message in events:
             await self.kube.post_event(body, type_=type_, reason=reason, message=message)
         return outcome
+
+    # --- NotebookServer ----------------------------------------------------------------------
+
+    async def _ensure_pvc(self, desired: dict[str, Any], owner_uid: str, notebook: str) -> bool:
+        """The home PVC: ours by label (a retained claim has no owner), created once, then only its
+        labels, ownership and size are kept in line (the rest of a claim's spec is immutable)."""
+        meta = desired["metadata"]
+        observed = self.cache.get("PersistentVolumeClaim", meta["namespace"], meta["name"])
+        if observed is None:
+            if await self.kube.create(desired) is not None:
+                return True
+            observed = await self.kube.get("v1", "PersistentVolumeClaim", meta["namespace"], meta["name"])
+            if observed is None:
+                return True
+        labels = observed.get("metadata", {}).get("labels") or {}
+        if labels.get(names.NOTEBOOK_LABEL) != notebook:
+            raise NameConflict(f"PersistentVolumeClaim {meta['name']!r} already exists and is not this notebook's")
+        want_owned = bool(meta.get("ownerReferences"))
+        size_ok = is_subset(desired["spec"]["resources"], observed.get("spec", {}).get("resources", {}))
+        if owned_by(observed, owner_uid) != want_owned or not is_subset(meta.get("labels"), labels) or not size_ok:
+            await self.kube.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": meta,
+                    "spec": {"resources": desired["spec"]["resources"]},
+                }
+            )
+        return False
+
+    async def reconcile_notebook(self, namespace: str, name: str) -> Outcome:
+        body = self.cache.get("NotebookServer", namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return Outcome()
+        meta = body["metadata"]
+        uid = meta["uid"]
+        previous = dict(body.get("status") or {})
+        annotations = meta.get("annotations") or {}
+        obs = NotebookObservation(
+            name=name, namespace=namespace, generation=meta.get("generation"), now=now_rfc3339(), previous=previous
+        )
+        obs.last_activity = self.activity.get(("NotebookServer", namespace, name))
+        outcome = Outcome()
+        events: list[tuple[str, str, str]] = []
+        try:
+            spec = NotebookServerSpec.model_validate(body.get("spec") or {})
+        except ValidationError as e:
+            obs.stalled = ("InvalidSpec", _short_validation_error(e))
+            return await self._finish(body, notebook_status(obs), previous, events, outcome)
+        obs.suspend = spec.suspend
+        obs.culled_at = None if spec.suspend else annotations.get(names.CULLED_AT)
+        obs.session_name = attached_session(name=name, spec=spec)
+        n = names.NotebookNames(name)
+        token_uid = None
+        if obs.session_name:
+            obs.session = self.cache.get("SparkSession", namespace, obs.session_name)
+            secret = self.cache.get("Secret", namespace, names.SessionNames(obs.session_name).token_secret)
+            token_uid = (secret or {}).get("metadata", {}).get("uid")
+        owner = {"apiVersion": body["apiVersion"], "kind": body["kind"],
+                 "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+        has_secret = self.cache.get("Secret", namespace, n.token_secret) is not None
+        children = notebook_children(
+            owner=owner,
+            spec=spec,
+            image=spec.image or self.settings.notebook_image,
+            token=None if has_secret else secrets.token_urlsafe(32),
+            culled=bool(obs.culled_at),
+            spark_token_uid=token_uid,
+        )
+        try:
+            for child in children:
+                kind, child_name = child["kind"], child["metadata"]["name"]
+                if kind == "PersistentVolumeClaim":
+                    missing = await self._ensure_pvc(child, uid, name)
+                else:
+                    missing = await self._ensure(child, uid, create_only=kind == "Secret")
+                if missing:
+                    obs.missing.append(f"{kind} {child_name}")
+                    if kind == "StatefulSet":
+                        obs.statefulset = child
+            if obs.session and obs.session_name == n.owned_session and not obs.culled_at and not spec.suspend:
+                # Waking a culled notebook wakes the session it owns, whatever stopped that session.
+                if (obs.session["metadata"].get("annotations") or {}).get(names.IDLE_SUSPENDED_AT):
+                    await self.kube.annotate(obs.session, {names.IDLE_SUSPENDED_AT: None})
+        except NameConflict as e:
+            obs.stalled = ("NameConflict", f"{e}; delete or rename it, then the operator continues")
+            outcome.requeue = self.settings.stalled_retry_seconds
+        obs.statefulset = self.cache.get("StatefulSet", namespace, n.statefulset) or obs.statefulset
+        pod = self.cache.get("Pod", namespace, n.pod)
+        obs.pod = pod if pod and (pod.get("metadata", {}).get("labels") or {}).get(names.NOTEBOOK_LABEL) == name else None
+        return await self._finish(body, notebook_status(obs), previous, events, outcome)
+
+    # --- idle culling ------------------------------------------------------------------------
+
+    async def _idle_loop(self) -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as http:
+            while True:
+                await asyncio.sleep(self.settings.idle_check_seconds)
+                try:
+                    await self.check_idle(http)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - one bad pass must not stop culling for good
+                    log.exception("idle check failed")
+
+    async def check_idle(self, http: Any) -> None:
+        """Ask every running notebook and idle-limited session for activity; stop what is idle."""
+        checks = []
+        for namespace, name in list(self.cache.keys("NotebookServer")):
+            checks.append(self._check_notebook(http, namespace, name))
+        for namespace, name in list(self.cache.keys("SparkSession")):
+            checks.append(self._check_session(http, namespace, name))
+        # Bounded fan-out: a slow server must not hold up the others, nor a thousand run at once.
+        limit = asyncio.Semaphore(16)
+
+        async def bounded(coro: Any) -> None:
+            async with limit:
+                await coro
+
+        await asyncio.gather(*(bounded(c) for c in checks))
+
+    def _ready_since(self, pod: dict[str, Any]) -> datetime.datetime | None:
+        for cond in pod.get("status", {}).get("conditions") or []:
+            if cond.get("type") == "Ready" and cond.get("lastTransitionTime"):
+                return parse_rfc3339(cond["lastTransitionTime"])
+        start = pod.get("status", {}).get("startTime")
+        return parse_rfc3339(start) if start else None
+
+    def _note_activity(self, key: Key, activity: Any) -> None:
+        if activity.last_activity is None:
+            return
+        stamp = activity.last_activity.astimezone(datetime.timezone.utc).replace(microsecond=0)
+        text = stamp.isoformat().replace("+00:00", "Z")
+        if self.activity.get(key) != text:
+            self.activity[key] = text
+            self.queue.add(key)  # the status reports it
+
+    async def _token(self, namespace: str, secret: str) -> str | None:
+        cached = self._tokens.get((namespace, secret))
+        if cached is None:
+            obj = await self.kube.get("v1", "Secret", namespace, secret)
+            data = (obj or {}).get("data") or {}
+            if names.TOKEN_KEY in data:
+                import base64
+
+                cached = base64.b64decode(data[names.TOKEN_KEY]).decode()
+                self._tokens[(namespace, secret)] = cached
+        return cached
+
+    async def _check_notebook(self, http: Any, namespace: str, name: str) -> None:
+        from sparkbook.activity import ProbeError, idle_for, probe_jupyter
+
+        body = self.cache.get("NotebookServer", namespace, name)
+        if body is None or (body["metadata"].get("annotations") or {}).get(names.CULLED_AT):
+            return
+        try:
+            spec = NotebookServerSpec.model_validate(body.get("spec") or {})
+        except ValidationError:
+            return
+        if spec.suspend or not spec.idle_culling.enabled:
+            return
+        n = names.NotebookNames(name)
+        pod = self.cache.get("Pod", namespace, n.pod)
+        if not pod or not pod_ready(pod) or not pod.get("status", {}).get("podIP"):
+            return
+        token = await self._token(namespace, n.token_secret)
+        if token is None:
+            return
+        key: Key = ("NotebookServer", namespace, name)
+        try:
+            activity = await probe_jupyter(http, f"http://{pod['status']['podIP']}:{names.NOTEBOOK_PORT}", token)
+        except ProbeError as e:
+            log.warning("cannot ask notebook %s/%s for activity: %s", namespace, name, e)
+            return
+        self._note_activity(key, activity)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        idle = idle_for(activity, now=now, started=self._ready_since(pod))
+        timeout = duration_seconds(spec.idle_culling.timeout)
+        if idle.total_seconds() < timeout:
+            return
+        log.info("culling notebook %s/%s: %s", namespace, name, activity.detail)
+        await self.kube.annotate(body, {names.CULLED_AT: now_rfc3339()})
+        await self.kube.post_event(
+            body,
+            type_="Normal",
+            reason="Culled",
+            message=f"no activity for {int(idle.total_seconds())}s (idleCulling.timeout {spec.idle_culling.timeout}): "
+            f"{activity.detail}; scaled to zero, files kept",
+        )
+
+    async def _check_session(self, http: Any, namespace: str, name: str) -> None:
+        from sparkbook.activity import ProbeError, idle_for, probe_spark
+
+        body = self.cache.get("SparkSession", namespace, name)
+        if body is None or (body["metadata"].get("annotations") or {}).get(names.IDLE_SUSPENDED_AT):
+            return
+        try:
+            spec = SparkSessionSpec.model_validate(body.get("spec") or {})
+        except ValidationError:
+            return
+        if spec.suspend or not spec.idle_timeout:
+            return
+        pod = self.cache.get("Pod", namespace, names.SessionNames(name).driver_pod)
+        if not pod or not pod_ready(pod) or not pod.get("status", {}).get("podIP"):
+            return
+        key: Key = ("SparkSession", namespace, name)
+        try:
+            activity = await probe_spark(http, f"http://{pod['status']['podIP']}:{names.UI_PORT}")
+        except ProbeError as e:
+            log.warning("cannot ask SparkSession %s/%s for activity: %s", namespace, name, e)
+            return
+        self._note_activity(key, activity)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        idle = idle_for(activity, now=now, started=self._ready_since(pod))
+        if idle.total_seconds() < duration_seconds(spec.idle_timeout):
+            return
+        log.info("suspending idle SparkSession %s/%s: %s", namespace, name, activity.detail)
+        await self.kube.annotate(body, {names.IDLE_SUSPENDED_AT: now_rfc3339()})
+        await self.kube.post_event(
+            body,
+            type_="Normal",
+            reason="IdleSuspended",
+            message=f"no Spark Connect activity for {int(idle.total_seconds())}s (idleTimeout {spec.idle_timeout}): "
+            f"{activity.detail}; driver stopped",
+        )

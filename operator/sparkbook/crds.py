@@ -14,18 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, NoDefault
 
 from sparkbook import names
 from sparkbook.api.common import Model
+from sparkbook.api.notebookserver import NotebookServer
 from sparkbook.api.sparksession import SparkSession
 
-RESOURCES: list[type[Model]] = [SparkSession]
+RESOURCES: list[type[Model]] = [SparkSession, NotebookServer]
 
-NAME_RULE = {
-    "rule": "self.metadata.name.size() <= 63 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-    "message": "metadata.name must be a DNS-1035 label (at most 63 lowercase letters, digits and '-', "
-    "starting with a letter) because Service names are derived from it",
-}
+
+def name_rule(limit: int) -> dict[str, str]:
+    return {
+        "rule": f"self.metadata.name.size() <= {limit} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "message": f"metadata.name must be a DNS-1035 label (at most {limit} lowercase letters, digits and '-', "
+        "starting with a letter) because Service names are derived from it",
+    }
 
 
 def _structural(node: Any, defs: dict[str, Any]) -> Any:
@@ -84,8 +89,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         node.setdefault("x-kubernetes-preserve-unknown-fields", True)
         node.setdefault("type", "object")
     # An object default of {} lets the server fill in the nested defaults itself.
-    if isinstance(node.get("default"), dict):
-        node["default"] = {}
+    if isinstance(node.get("default"), dict) and "properties" in node:
+        node["default"] = {}  # a nested model: the server fills in its fields' own defaults
     if node.get("default", 0) is None:
         node.pop("default")
     if int_or_string:
@@ -97,8 +102,22 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     return node
 
 
+class _WithFactoryDefaults(GenerateJsonSchema):
+    """Also publish defaults that come from a default_factory, so the API server applies them."""
+
+    def get_default_value(self, schema: Any) -> Any:
+        if "default_factory" in schema and not schema.get("default_factory_takes_data"):
+            value = schema["default_factory"]()
+            if isinstance(value, BaseModel):
+                return {}  # the nested model's own field defaults apply inside
+            if not value:  # empty lists and maps: nothing worth storing in every object
+                return NoDefault
+            return value
+        return super().get_default_value(schema)
+
+
 def schema_of(model: type[Model]) -> dict[str, Any]:
-    raw = model.model_json_schema(by_alias=True, mode="validation")
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_WithFactoryDefaults)
     defs = raw.pop("$defs", {})
     return _structural(raw, defs)
 
@@ -119,7 +138,7 @@ def crd_for(resource: Any) -> dict[str, Any]:
             "spec": spec_schema,
             "status": status_schema,
         },
-        "x-kubernetes-validations": [NAME_RULE],
+        "x-kubernetes-validations": [name_rule(getattr(resource, "MAX_NAME", 63))],
     }
     plural = resource.PLURAL
     return {

@@ -291,6 +291,19 @@ class Kube:
             what=f"status {kind}",
         )
 
+    async def annotate(self, obj: dict[str, Any], annotations: dict[str, str | None]) -> dict[str, Any]:
+        """Merge-patch annotations (None removes one) on an object; never touches its spec."""
+        meta = obj["metadata"]
+        log.info("annotating %s %s/%s: %s", obj["kind"], meta.get("namespace"), meta["name"], annotations)
+        return await self.request(
+            "PATCH",
+            object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
+            params={"fieldManager": names.FIELD_MANAGER},
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+            what=f"annotate {obj['kind']}",
+        )
+
     async def post_event(self, involved: dict[str, Any], *, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event on `involved`; failures are logged, never raised (events are best effort)."""
         meta = involved["metadata"]

@@ -142,3 +142,47 @@ def connect_endpoint(session: str, namespace: str) -> str:
 
 def ui_endpoint(session: str, namespace: str) -> str:
     return f"http://{SessionNames(session).ui_service}.{namespace}.svc:{UI_PORT}"
+
+# Notebook servers.
+NOTEBOOK_PORT = 8888
+NOTEBOOK_UID = 1000  # jovyan, as in the Jupyter docker-stacks images
+NOTEBOOK_GID = 100
+NOTEBOOK_HOME = "/home/jovyan"
+NOTEBOOK_STARTUP_DIR = "/etc/ipython"  # IPython reads its system-wide config here, outside the PVC
+CULLED_AT = f"{GROUP}/culled-at"  # set by the operator when it culls; delete it to wake the server
+IDLE_SUSPENDED_AT = f"{GROUP}/idle-suspended-at"  # same for a SparkSession stopped for inactivity
+SPARK_TOKEN_UID = f"{GROUP}/spark-token-uid"
+CLIENT_TOKEN_ENV = "SPARKBOOK_CONNECT_TOKEN"
+MAX_NOTEBOOK_NAME = 52  # <name>-0 and the StatefulSet's revision labels must stay DNS labels
+
+
+def default_notebook_image() -> str:
+    from sparkbook import __version__
+
+    return f"ghcr.io/sparkbook/notebook:{__version__}"
+
+
+class NotebookNames:
+    """Every child name of one NotebookServer."""
+
+    def __init__(self, name: str) -> None:
+        self.notebook = name
+        self.statefulset = name
+        self.service = name
+        self.pod = f"{name}-0"
+        self.pvc = child_name(name, "home")
+        self.token_secret = child_name(name, "token")
+        self.startup = child_name(name, "startup")
+        self.owned_session = child_name(name, "spark")
+
+
+def notebook_labels(name: str, component: str | None = "notebook") -> dict[str, str]:
+    labels = {
+        APP_NAME: "notebook",
+        APP_INSTANCE: name,
+        MANAGED_BY: MANAGED_BY_VALUE,
+        NOTEBOOK_LABEL: name,
+    }
+    if component:
+        labels[APP_COMPONENT] = component
+    return labels

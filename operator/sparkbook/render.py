@@ -9,7 +9,9 @@ import yaml
 from pydantic import ValidationError
 
 from sparkbook import names
+from sparkbook.api.notebookserver import NotebookServer, NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
+from sparkbook.build.notebook import notebook_children
 from sparkbook.build.session import session_children
 from sparkbook.settings import Settings
 
@@ -33,8 +35,9 @@ def children_of(doc: dict[str, Any], *, settings: Settings, namespace: str) -> l
     name = meta.get("name")
     if not name:
         raise RenderError(f"a {kind} without metadata.name")
-    if not names.is_dns1035_label(name):
-        raise RenderError(f"{kind} {name!r}: metadata.name must be a DNS-1035 label")
+    limit = NotebookServer.MAX_NAME if kind == "NotebookServer" else names.MAX_NAME
+    if not names.is_dns1035_label(name) or len(name) > limit:
+        raise RenderError(f"{kind} {name!r}: metadata.name must be a DNS-1035 label of at most {limit} characters")
     owner = {"apiVersion": doc.get("apiVersion", names.API_VERSION), "kind": kind, "metadata": meta}
     if kind == "SparkSession":
         try:
@@ -42,7 +45,21 @@ def children_of(doc: dict[str, Any], *, settings: Settings, namespace: str) -> l
         except ValidationError as e:
             raise RenderError(describe_validation_error(kind, name, e)) from None
         return session_children(owner=owner, spec=spec, image=spec.image or settings.spark_image, token=None)
-    raise RenderError(f"unknown kind {kind!r} (expected SparkSession)")
+    if kind == "NotebookServer":
+        try:
+            nb_spec = NotebookServerSpec.model_validate(doc.get("spec") or {})
+        except ValidationError as e:
+            raise RenderError(describe_validation_error(kind, name, e)) from None
+        culled = bool((meta.get("annotations") or {}).get(names.CULLED_AT))
+        out = notebook_children(
+            owner=owner, spec=nb_spec, image=nb_spec.image or settings.notebook_image, token=None, culled=culled
+        )
+        # The SparkSession the notebook owns, and what the operator creates for that in turn.
+        for child in list(out):
+            if child["kind"] == "SparkSession":
+                out.extend(children_of(child, settings=settings, namespace=namespace))
+        return out
+    raise RenderError(f"unknown kind {kind!r} (expected SparkSession or NotebookServer)")
 
 
 def render_stream(text: str, *, settings: Settings, namespace: str = "default") -> str:

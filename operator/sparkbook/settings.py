@@ -11,6 +11,8 @@ from sparkbook import names
 
 class Settings(BaseModel):
     spark_image: str = names.DEFAULT_SPARK_IMAGE
+    notebook_image: str = Field(default_factory=names.default_notebook_image)
+    """Image of notebook servers when a NotebookServer names none."""
     """Image of drivers and executors when a SparkSession names none."""
     namespaces: list[str] = Field(default_factory=list)
     """Namespaces to watch; empty means the whole cluster."""
@@ -22,6 +24,8 @@ class Settings(BaseModel):
     """First delay before a failed driver is replaced; doubles up to restart_backoff_max_seconds."""
     restart_backoff_max_seconds: float = 300.0
     stalled_retry_seconds: float = 30.0
+    idle_check_seconds: float = 60.0
+    """How often running notebooks and idle-limited sessions are asked for activity."""
     """How often a resource stalled on something outside its own objects is looked at again."""
 
     @classmethod
@@ -30,6 +34,8 @@ class Settings(BaseModel):
         values: dict[str, object] = {}
         if env.get("SPARKBOOK_SPARK_IMAGE"):
             values["spark_image"] = env["SPARKBOOK_SPARK_IMAGE"]
+        if env.get("SPARKBOOK_NOTEBOOK_IMAGE"):
+            values["notebook_image"] = env["SPARKBOOK_NOTEBOOK_IMAGE"]
         if env.get("SPARKBOOK_NAMESPACES"):
             values["namespaces"] = [n.strip() for n in env["SPARKBOOK_NAMESPACES"].split(",") if n.strip()]
         for key, field in (
@@ -38,6 +44,7 @@ class Settings(BaseModel):
             ("SPARKBOOK_RESTART_BACKOFF_SECONDS", "restart_backoff_seconds"),
             ("SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS", "restart_backoff_max_seconds"),
             ("SPARKBOOK_STALLED_RETRY_SECONDS", "stalled_retry_seconds"),
+            ("SPARKBOOK_IDLE_CHECK_SECONDS", "idle_check_seconds"),
         ):
             if env.get(key):
                 values[field] = env[key]

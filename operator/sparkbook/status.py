@@ -88,6 +88,7 @@ class SessionObservation:
     generation: int | None
     now: str
     suspend: bool = False
+    idle_suspended_at: str | None = None
     image: str | None = None
     stalled: tuple[str, str] | None = None
     driver: dict[str, Any] | None = None
@@ -98,6 +99,7 @@ class SessionObservation:
     last_failure: str | None = None
     last_failure_time: str | None = None
     waiting_backoff: str | None = None
+    last_activity: str | None = None
     previous: dict[str, Any] = field(default_factory=dict)
 
 
@@ -142,6 +144,12 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
     elif obs.suspend:
         phase, ready_reason = "Suspended", "Suspended"
         ready_msg = "spec.suspend is true: the driver and its executors are stopped"
+    elif obs.idle_suspended_at:
+        phase, ready_reason = "Idle", "IdleSuspended"
+        ready_msg = (
+            f"stopped at {obs.idle_suspended_at} after spec.idleTimeout without activity; wake it with "
+            f"`kubectl annotate sparksession {obs.name} -n {obs.namespace} {names.IDLE_SUSPENDED_AT}-`"
+        )
     elif obs.replacing:
         phase, ready_reason, ready_msg = "Starting", "DriverReplacing", obs.replacing
     elif driver is None:
@@ -167,8 +175,8 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
 
     if obs.stalled:
         rec = (False, "Stalled", "reconciling stopped: " + obs.stalled[1])
-    elif obs.suspend:
-        rec = (bool(driver), "Suspending", "stopping the driver") if driver else (False, "Suspended", "suspended")
+    elif obs.suspend or obs.idle_suspended_at:
+        rec = (bool(driver), "Suspending", "stopping the driver") if driver else (False, phase, ready_msg)
     elif is_ready:
         rec = (False, "Reconciled", "everything matches the spec")
     else:
@@ -190,7 +198,8 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
         ),
     ]
     driver_status: dict[str, Any] = {"restarts": obs.restarts}
-    if driver is not None and not obs.suspend:
+    stopped = obs.suspend or bool(obs.idle_suspended_at)
+    if driver is not None and not stopped:
         driver_status["podName"] = driver["metadata"]["name"]
         if driver.get("status", {}).get("podIP"):
             driver_status["podIP"] = driver["status"]["podIP"]
@@ -206,7 +215,7 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
         "observedGeneration": gen,
         "conditions": conditions,
         "driver": driver_status,
-        "executors": _executor_counts(obs.executors) if not obs.suspend else {"running": 0, "pending": 0, "failed": 0},
+        "executors": _executor_counts(obs.executors) if not stopped else {"running": 0, "pending": 0, "failed": 0},
         "endpoints": {
             "connect": names.connect_endpoint(obs.name, obs.namespace),
             "ui": names.ui_endpoint(obs.name, obs.namespace),
@@ -217,6 +226,126 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
     app_id = _application_id(obs)
     if app_id:
         status["applicationId"] = app_id
-    if obs.previous.get("lastActivityTime"):
-        status["lastActivityTime"] = obs.previous["lastActivityTime"]
+    last = obs.last_activity or obs.previous.get("lastActivityTime")
+    if last:
+        status["lastActivityTime"] = last
+    return status
+
+
+@dataclass
+class NotebookObservation:
+    """Everything notebook_status() needs."""
+
+    name: str
+    namespace: str
+    generation: int | None
+    now: str
+    suspend: bool = False
+    culled_at: str | None = None
+    stalled: tuple[str, str] | None = None
+    pod: dict[str, Any] | None = None
+    statefulset: dict[str, Any] | None = None
+    missing: list[str] = field(default_factory=list)
+    session_name: str | None = None
+    session: dict[str, Any] | None = None
+    last_activity: str | None = None
+    previous: dict[str, Any] = field(default_factory=dict)
+
+
+def _spark_condition(obs: NotebookObservation) -> tuple[bool, str, str]:
+    name = obs.session_name
+    session = obs.session
+    if session is None:
+        return False, "NotFound", f"SparkSession {name!r} does not exist in namespace {obs.namespace}"
+    status = session.get("status") or {}
+    phase = status.get("phase")
+    annotations = session.get("metadata", {}).get("annotations") or {}
+    if phase == "Running":
+        return True, "SessionRunning", f"SparkSession {name} is serving at {status.get('endpoints', {}).get('connect')}"
+    if phase == "Idle" or annotations.get(names.IDLE_SUSPENDED_AT):
+        return (
+            False,
+            "SessionIdle",
+            f"SparkSession {name} was suspended for inactivity; wake it with "
+            f"`kubectl annotate sparksession {name} -n {obs.namespace} {names.IDLE_SUSPENDED_AT}-`",
+        )
+    if phase == "Suspended":
+        return False, "SessionSuspended", f"SparkSession {name} is suspended (spec.suspend is true)"
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    detail = f": {ready['message']}" if ready and ready.get("message") else ""
+    return False, "NotReady", f"SparkSession {name} is {phase or 'not reconciled yet'}{detail}"
+
+
+def notebook_status(obs: NotebookObservation) -> dict[str, Any]:
+    """The whole status of a NotebookServer, from observations only."""
+    n = names.NotebookNames(obs.name)
+    pod = obs.pod
+    problem = pod_problem(pod)
+    ready = pod_ready(pod) and not (pod or {}).get("metadata", {}).get("deletionTimestamp")
+    if obs.stalled:
+        phase, reason, message = "Failed", obs.stalled[0], obs.stalled[1]
+    elif obs.suspend:
+        phase, reason, message = "Suspended", "Suspended", "spec.suspend is true: the server is scaled to zero"
+    elif obs.culled_at:
+        phase, reason = "Culled", "Culled"
+        message = (
+            f"culled at {obs.culled_at} after its idle timeout; wake it with "
+            f"`kubectl annotate notebookserver {obs.name} -n {obs.namespace} {names.CULLED_AT}-`"
+        )
+    elif obs.statefulset is None:
+        phase, reason, message = "Pending", "Creating", "creating the notebook's objects"
+    elif problem:
+        phase, (reason, message) = "Starting", problem
+    elif ready:
+        phase, reason, message = "Running", "ServerReady", "Jupyter is serving"
+    elif pod is None:
+        phase, reason, message = "Starting", "PodPending", f"waiting for pod {n.pod}"
+    else:
+        phase, reason, message = "Starting", "ServerStarting", "Jupyter is starting"
+    if obs.missing and phase == "Running":
+        phase, reason, message = "Starting", "ChildrenMissing", f"recreating {', '.join(obs.missing)}"
+    is_ready = phase == "Running"
+    if obs.stalled:
+        rec = (False, "Stalled", "reconciling stopped: " + obs.stalled[1])
+    elif phase in ("Suspended", "Culled"):
+        rec = (bool(pod), "ScalingDown", "stopping the server") if pod else (False, phase, message)
+    elif is_ready:
+        rec = (False, "Reconciled", "everything matches the spec")
+    else:
+        rec = (True, reason, message)
+    prev = list(obs.previous.get("conditions") or [])
+    gen = obs.generation
+    conditions = [
+        condition("Ready", is_ready, reason, message, generation=gen, previous=prev, now=obs.now),
+    ]
+    if obs.session_name:
+        ok, sreason, smessage = _spark_condition(obs)
+        conditions.append(condition("SparkReady", ok, sreason, smessage, generation=gen, previous=prev, now=obs.now))
+    conditions += [
+        condition("Reconciling", rec[0], rec[1], rec[2], generation=gen, previous=prev, now=obs.now),
+        condition(
+            "Stalled",
+            bool(obs.stalled),
+            obs.stalled[0] if obs.stalled else "AsExpected",
+            obs.stalled[1] if obs.stalled else "the spec can be honoured",
+            generation=gen,
+            previous=prev,
+            now=obs.now,
+        ),
+    ]
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": gen,
+        "conditions": conditions,
+        "url": f"http://{n.service}.{obs.namespace}.svc:{names.NOTEBOOK_PORT}/lab",
+        "tokenSecret": n.token_secret,
+    }
+    if obs.session_name:
+        status["sparkSession"] = obs.session_name
+        status["sparkUI"] = names.ui_endpoint(obs.session_name, obs.namespace)
+    last = obs.last_activity or obs.previous.get("lastActivityTime")
+    if last:
+        status["lastActivityTime"] = last
+    if obs.culled_at:
+        status["culledAt"] = obs.culled_at
     return status

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 
 from sparkbook.testing.emulator import EmulatorThread
 
@@ -69,6 +72,7 @@ class Operator:
             "SPARKBOOK_RESTART_BACKOFF_SECONDS": "1",
             "SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS": "4",
             "SPARKBOOK_STALLED_RETRY_SECONDS": "1",
+            "SPARKBOOK_IDLE_CHECK_SECONDS": "1",
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -135,3 +139,75 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     op = getattr(item, "funcargs", {}).get("operator")
     if report.failed and isinstance(op, Operator):
         report.sections.append(("operator log (tail)", op.logs()[-15000:]))
+
+
+@pytest.fixture
+def namespace(emulator: EmulatorThread, kubectl: Callable[..., Any]) -> str:
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+    return ns
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
+        if cond["type"] == type_:
+            return cond
+    return {}
+
+
+def operator_writes(emulator, namespace: str) -> list[Any]:
+    return [
+        r for r in emulator.writes()
+        if r.namespace == namespace and "kubectl" not in (r.user_agent or "")
+    ]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def kubelet_runs(emulator, namespace: str, pod_name: str, *, ip: str = "10.1.2.3") -> None:
+    """What the kubelet would report for a started, ready pod."""
+    now = _now()
+    pod = emulator.get("v1", "pods", namespace, pod_name)
+    container = pod["spec"]["containers"][0]["name"]
+    emulator.patch_status(
+        "v1", "pods", namespace, pod_name,
+        {
+            "phase": "Running",
+            "podIP": ip,
+            "startTime": now,
+            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now},
+                           {"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
+            "containerStatuses": [{"name": container, "ready": True, "restartCount": 0, "state": {"running": {}}}],
+        },
+    )
+
+
+def statefulset_controller(emulator, namespace: str, name: str) -> dict[str, Any] | None:
+    """One pass of what kube-controller-manager does for a StatefulSet of one: the pod `<name>-0`
+    exists while replicas is 1 (made from the template, owned by the StatefulSet) and not at 0."""
+    sts = emulator.get("apps/v1", "statefulsets", namespace, name)
+    pod = emulator.get("v1", "pods", namespace, f"{name}-0")
+    if sts is None:
+        return pod
+    if sts["spec"].get("replicas", 1) >= 1 and pod is None:
+        template = sts["spec"]["template"]
+        emulator.create({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{name}-0",
+                "namespace": namespace,
+                "labels": {**template["metadata"].get("labels", {}), "statefulset.kubernetes.io/pod-name": f"{name}-0"},
+                "annotations": template["metadata"].get("annotations", {}),
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": name,
+                                     "uid": sts["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": template["spec"],
+        })
+    elif sts["spec"].get("replicas", 1) == 0 and pod is not None:
+        emulator.delete("v1", "pods", namespace, f"{name}-0")
+    return emulator.get("v1", "pods", namespace, f"{name}-0")
+
+

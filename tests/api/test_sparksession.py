@@ -6,15 +6,13 @@ status) and Spark's scheduler backend (creating executor pods owned by the drive
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from sparkbook import names
-from tests.api.conftest import ROOT, settle, wait_for
+from tests.api.conftest import ROOT, condition, kubelet_runs, operator_writes, settle, wait_for
 
 EXAMPLE = (ROOT / "examples" / "sparksession.yaml").read_text()
 SESSION = ("sparkbook.io/v1alpha1", "sparksessions")
@@ -47,13 +45,6 @@ def example_in(namespace: str, **spec_changes: Any) -> str:
     return yaml.safe_dump(doc)
 
 
-@pytest.fixture
-def namespace(emulator, kubectl) -> str:
-    ns = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl("apply", "-f", "-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-    return ns
-
-
 def children(emulator, namespace: str) -> set[tuple[str, str]]:
     found = set()
     for api_version, plural, kind in CHILD_RESOURCES:
@@ -65,34 +56,6 @@ def children(emulator, namespace: str) -> set[tuple[str, str]]:
 
 def session(emulator, namespace: str, name: str = "analytics") -> dict[str, Any] | None:
     return emulator.get(*SESSION, namespace, name)
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    for cond in ((obj or {}).get("status") or {}).get("conditions", []):
-        if cond["type"] == type_:
-            return cond
-    return {}
-
-
-def operator_writes(emulator, namespace: str) -> list[Any]:
-    return [
-        r for r in emulator.writes()
-        if r.namespace == namespace and "kubectl" not in (r.user_agent or "")
-    ]
-
-
-def kubelet_runs(emulator, namespace: str, pod_name: str, *, ip: str = "10.1.2.3") -> None:
-    """What the kubelet would report for a started, ready pod."""
-    emulator.patch_status(
-        "v1", "pods", namespace, pod_name,
-        {
-            "phase": "Running",
-            "podIP": ip,
-            "startTime": "2026-01-01T00:00:00Z",
-            "conditions": [{"type": "Ready", "status": "True"}, {"type": "PodScheduled", "status": "True"}],
-            "containerStatuses": [{"name": "spark-connect", "ready": True, "restartCount": 0, "state": {"running": {}}}],
-        },
-    )
 
 
 def apply_and_converge(emulator, kubectl, namespace: str, **spec: Any) -> dict[str, Any]:

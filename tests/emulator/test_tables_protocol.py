@@ -4,11 +4,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import kmock
-import pytest
 import yaml
 
 from sparkbook.testing.emulator import Emulator, human_duration, jsonpath

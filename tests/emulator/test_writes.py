@@ -168,3 +168,17 @@ def test_apply_associative_lists_and_status(api):
     status, out, _ = apply(api, f'{PODS}/p1/status', {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'p1'},
                                                       'status': {'phase': 'Running'}}, manager='kubelet')
     assert status == 200 and out['status']['phase'] == 'Running'
+
+
+def test_secret_string_data_becomes_data_and_immutable_secrets_stay(emu):
+    import base64
+
+    import pytest
+
+    emu.create({'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 's1', 'namespace': 'default'},
+                'immutable': True, 'stringData': {'token': 'abc'}})
+    stored = emu.get('v1', 'secrets', 'default', 's1')
+    assert 'stringData' not in stored
+    assert base64.b64decode(stored['data']['token']) == b'abc'
+    with pytest.raises(Exception, match='immutable'):
+        emu.patch('v1', 'secrets', 'default', 's1', {'data': {'token': base64.b64encode(b'x').decode()}})

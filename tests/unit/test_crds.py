@@ -77,7 +77,8 @@ def test_crd_has_status_subresource_printer_columns_short_name_and_cel():
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     da = spec["properties"]["dynamicAllocation"]
     rules = [v["rule"] for v in da["x-kubernetes-validations"]]
-    assert "self.minExecutors <= self.initialExecutors && self.initialExecutors <= self.maxExecutors" in rules
+    assert any("self.minExecutors <= self.initialExecutors && self.initialExecutors <= self.maxExecutors" in r
+               for r in rules)
     assert da["properties"]["maxExecutors"]["default"] == 10
     assert spec["properties"]["driver"]["properties"]["coreRequest"]["x-kubernetes-int-or-string"] is True
     assert spec["properties"]["image"]["nullable"] is True

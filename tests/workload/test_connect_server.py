@@ -13,8 +13,8 @@ from pyspark.sql.connect.session import SparkSession
 
 from sparkbook.build.launch import SERVER_TOKEN_ENV, connect_url
 
-if TYPE_CHECKING:  # conftest is not importable as a package module; the type is only for readers
-    from conftest import ConnectServer
+if TYPE_CHECKING:
+    from tests.spark_server import ConnectServer
 
 pytestmark = pytest.mark.workload
 
@@ -48,7 +48,7 @@ def test_client_without_token_is_refused(spark_connect_server: ConnectServer) ->
 
 
 def test_client_with_wrong_token_is_refused(spark_connect_server: ConnectServer) -> None:
-    url = connect_url(host="127.0.0.1", port=spark_connect_server.grpc_port, token="not-it")
+    url = connect_url(host=spark_connect_server.host, port=spark_connect_server.grpc_port, token="not-it")
     session = SparkSession.builder.remote(url).create()
     with pytest.raises(SparkConnectGrpcException, match="Invalid authentication token"):
         session.range(1).count()
@@ -83,7 +83,7 @@ def test_ui_rest_api_lists_the_application(
 
 def test_pod_command_is_what_ran(spark_connect_server: ConnectServer) -> None:
     """The server under test was started from the driver pod's own command, localized only."""
-    from conftest import driver_container
+    from tests.spark_server import driver_container
 
     from sparkbook.build.launch import is_kubernetes_only, parse_connect_server_command
 

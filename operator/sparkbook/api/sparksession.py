@@ -52,7 +52,8 @@ class DynamicAllocation(Model):
             **{
                 "x-kubernetes-validations": [
                     {
-                        "rule": "self.minExecutors <= self.initialExecutors && self.initialExecutors <= self.maxExecutors",
+                        "rule": "self.minExecutors <= self.maxExecutors && (!has(self.initialExecutors) || "
+                        "(self.minExecutors <= self.initialExecutors && self.initialExecutors <= self.maxExecutors))",
                         "message": "minExecutors <= initialExecutors <= maxExecutors must hold",
                     }
                 ]
@@ -63,7 +64,8 @@ class DynamicAllocation(Model):
     enabled: bool = True
     """Off: executor.instances executors run for the session's whole life."""
     min_executors: int = Field(0, ge=0, le=1000)
-    initial_executors: int = Field(1, ge=0, le=1000)
+    initial_executors: int | None = Field(None, ge=0, le=1000)
+    """Executors to start with; by default minExecutors, but at least one while maxExecutors allows."""
     max_executors: int = Field(10, ge=1, le=1000)
     executor_idle_timeout: Duration = "60s"
     """An executor idle this long is removed."""
@@ -72,9 +74,15 @@ class DynamicAllocation(Model):
 
     @model_validator(mode="after")
     def _ordered(self) -> "DynamicAllocation":
-        if not (self.min_executors <= self.initial_executors <= self.max_executors):
+        if not (self.min_executors <= self.effective_initial_executors <= self.max_executors):
             raise ValueError("minExecutors <= initialExecutors <= maxExecutors must hold")
         return self
+
+    @property
+    def effective_initial_executors(self) -> int:
+        if self.initial_executors is not None:
+            return self.initial_executors
+        return min(max(self.min_executors, 1), self.max_executors)
 
 
 class SparkSessionSpec(Model):

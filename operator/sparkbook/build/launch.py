@@ -175,7 +175,13 @@ def parse_connect_server_command(argv: list[str]) -> tuple[dict[str, str], str]:
 
 
 def loopback_conf(
-    conf: Mapping[str, str], *, master: str, connect_port: int, ui_port: int, warehouse_dir: str
+    conf: Mapping[str, str],
+    *,
+    master: str,
+    connect_port: int,
+    ui_port: int,
+    warehouse_dir: str,
+    host: str = "127.0.0.1",
 ) -> dict[str, str]:
     """A pod's conf made to run on this machine: localize_conf() plus loopback-only binding.
 
@@ -184,8 +190,8 @@ def loopback_conf(
     local = localize_conf(conf, master=master)
     local.update(
         {
-            "spark.driver.host": "127.0.0.1",
-            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.driver.host": host,
+            "spark.connect.grpc.binding.address": host,
             "spark.connect.grpc.binding.port": str(connect_port),
             "spark.ui.port": str(ui_port),
             "spark.sql.warehouse.dir": warehouse_dir,

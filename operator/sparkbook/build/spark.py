@@ -66,7 +66,7 @@ def spark_conf(*, name: str, namespace: str, spec: SparkSessionSpec, image: str)
                 "spark.dynamicAllocation.shuffleTracking.enabled": "true",
                 "spark.dynamicAllocation.shuffleTracking.timeout": _seconds(da.shuffle_tracking_timeout),
                 "spark.dynamicAllocation.minExecutors": str(da.min_executors),
-                "spark.dynamicAllocation.initialExecutors": str(da.initial_executors),
+                "spark.dynamicAllocation.initialExecutors": str(da.effective_initial_executors),
                 "spark.dynamicAllocation.maxExecutors": str(da.max_executors),
                 "spark.dynamicAllocation.executorIdleTimeout": _seconds(da.executor_idle_timeout),
             }

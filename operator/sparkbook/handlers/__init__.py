@@ -47,20 +47,26 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(names.GROUP, names.VERSION, "sparksessions")
-def session_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].enqueue("SparkSession", namespace, name)
+def session_event(namespace: str, name: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].session_changed(namespace, name)
+    if labels.get(names.NOTEBOOK_LABEL):  # a session owned by a notebook
+        memo["controller"].enqueue("NotebookServer", namespace, labels[names.NOTEBOOK_LABEL])
+
+
+@kopf.on.event(names.GROUP, names.VERSION, "notebookservers")
+def notebook_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo["controller"].enqueue("NotebookServer", namespace, name)
 
 
 def _owner_event(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    session = labels.get(names.SESSION_LABEL)
-    if session:
-        memo["controller"].enqueue("SparkSession", namespace, session)
+    if labels.get(names.SESSION_LABEL):
+        memo["controller"].session_changed(namespace, labels[names.SESSION_LABEL])
+    if labels.get(names.NOTEBOOK_LABEL):
+        memo["controller"].enqueue("NotebookServer", namespace, labels[names.NOTEBOOK_LABEL])
 
 
 for _group, _version, _plural in _cache.CHILD_RESOURCES:
-    kopf.on.event(
-        _group, _version, _plural, labels={names.SESSION_LABEL: kopf.PRESENT, **MANAGED}, id="owner-event"
-    )(_owner_event)
+    kopf.on.event(_group, _version, _plural, labels=MANAGED, id="owner-event")(_owner_event)
 
 
 def run(

@@ -20,6 +20,8 @@ CHILDREN = [
     ("", "v1", "configmaps", "ConfigMap"),
     ("rbac.authorization.k8s.io", "v1", "roles", "Role"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+    ("apps", "v1", "statefulsets", "StatefulSet"),
 ]
 CHILD_RESOURCES = [(g, v, p) for g, v, p, _ in CHILDREN]
 
@@ -51,6 +53,22 @@ def _index_name(kind: str) -> str:
 @kopf.index(names.GROUP, names.VERSION, "sparksessions")
 def idx_sparksession(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): trim(body, "SparkSession")}
+
+
+@kopf.index(names.GROUP, names.VERSION, "notebookservers")
+def idx_notebookserver(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): trim(body, "NotebookServer")}
+
+
+@kopf.index(names.GROUP, names.VERSION, "notebookservers")
+def idx_notebooks_by_session(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+    """Which notebooks talk to which SparkSession, to tell them when it changes."""
+    spark = spec.get("spark") or {}
+    if spark.get("sessionRef"):
+        return {(namespace, spark["sessionRef"].get("name")): name}
+    if spark.get("session") is not None:
+        return {(namespace, names.NotebookNames(name).owned_session): name}
+    return {}
 
 
 def _make_indexer(kind: str) -> Any:
@@ -95,3 +113,8 @@ class KopfCache:
 
     def keys(self, kind: str) -> Iterable[tuple[str, str]]:
         return list(self._index(kind))
+
+    def notebooks_for_session(self, namespace: str, session: str) -> list[str]:
+        index = self.indexes["idx_notebooks_by_session"]
+        key = (namespace, session)
+        return list(index[key]) if key in index else []

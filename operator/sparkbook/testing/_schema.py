@@ -336,7 +336,7 @@ def validate_labels(labels: Any) -> list[FieldError]:
     if not isinstance(labels, dict):
         return errors
     for key, val in labels.items():
-        field = f'metadata.labels'
+        field = 'metadata.labels'
         if not isinstance(val, str) or len(val) > 63 or not LABEL_VALUE.match(val):
             errors.append(FieldError(field, 'FieldValueInvalid', f"{field}: Invalid value: {_fmt(val)}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"))
         name = key.rpartition('/')[2]

@@ -27,7 +27,6 @@ import dataclasses
 import datetime
 import json
 import random
-import re
 import signal
 import threading
 import traceback
@@ -43,7 +42,7 @@ import yaml
 from kmock._internal import rendering
 
 from sparkbook.testing import _patch, _schema
-from sparkbook.testing._query import _age, human_duration, jsonpath, match_fields, match_labels, \
+from sparkbook.testing._query import _age, jsonpath, match_fields, match_labels, \
     parse_field_selector, parse_label_selector
 from sparkbook.testing._resources import ResourceDef, builtin_resources, resources_from_crd, version_priority
 
@@ -411,8 +410,8 @@ class Emulator(kmock.KubernetesScaffold):
             raise _err(404, 'NotFound', 'the server could not find the requested resource')
         ctype = request.headers.get('Content-Type', '')
         if 'protobuf' in ctype:
-            raise _err(415, 'UnsupportedMediaType', f'the body of the request was in an unknown format - '
-                       f'accepted media types include: application/json, application/yaml')
+            raise _err(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - '
+                       'accepted media types include: application/json, application/yaml')
         if api.subresource and api.subresource not in rd.subresources:
             raise _err(404, 'NotFound', 'the server could not find the requested resource')
         if api.subresource == 'log':
@@ -612,6 +611,17 @@ class Emulator(kmock.KubernetesScaffold):
                 errors.append(_schema.FieldError('spec', 'FieldValueRequired', 'spec: Required value: group, names.plural, names.kind and versions are required'))
             elif name != f"{names['plural']}.{spec['group']}":
                 errors.append(_schema.FieldError('metadata.name', 'FieldValueInvalid', f'metadata.name: Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+        if rd.plural == 'secrets' and not rd.group:
+            # Like the real server: stringData is write-only, merged into base64 data.
+            string_data = obj.pop('stringData', None) or {}
+            if string_data:
+                data = obj.setdefault('data', {})
+                for key, value in string_data.items():
+                    data[key] = base64.b64encode(str(value).encode()).decode()
+            if old is not None and old.get('immutable') and (obj.get('data') != old.get('data')
+                                                             or obj.get('immutable') is not True):
+                errors.append(_schema.FieldError('data', 'FieldValueForbidden',
+                                                 'data: Forbidden: field is immutable when `immutable` is set'))
         if rd.plural == 'pods' and not rd.group and old is None:
             obj.setdefault('status', {}).setdefault('phase', 'Pending')
         if rd.plural == 'namespaces' and not rd.group and old is None:
@@ -1178,9 +1188,9 @@ class Emulator(kmock.KubernetesScaffold):
         ptype = {'application/merge-patch+json': 'merge', 'application/strategic-merge-patch+json': 'strategic',
                  'application/json-patch+json': 'json'}.get(ctype)
         if ptype is None:
-            raise _err(415, 'UnsupportedMediaType', f'the body of the request was in an unknown format - accepted '
-                       f'media types include: application/json-patch+json, application/merge-patch+json, '
-                       f'application/apply-patch+yaml, application/strategic-merge-patch+json')
+            raise _err(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format - accepted '
+                       'media types include: application/json-patch+json, application/merge-patch+json, '
+                       'application/apply-patch+yaml, application/strategic-merge-patch+json')
         if ptype == 'strategic' and rd.crd_name:
             raise _err(415, 'UnsupportedMediaType', 'strategic merge patch is not supported for custom resources')
         if api.subresource == 'scale':

@@ -1,4 +1,5 @@
-"""A real Spark Connect server, started exactly as the driver pod starts it, on loopback ports."""
+"""A real Spark Connect server, started exactly as the driver pod starts it, on a loopback address
+of its own with the pod's own ports (so the operator can reach its UI as it would a driver pod's)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 
 import yaml
 
+from sparkbook import names
 from sparkbook.build.launch import (
     SERVER_TOKEN_ENV,
     connect_server_command,
@@ -29,9 +31,10 @@ from sparkbook.render import render_stream
 from sparkbook.settings import Settings
 
 STARTUP_TIMEOUT_S = 120.0
+SPARK_TEST_IP = "127.0.9.1"  # a loopback address of its own: the pod's ports, no clash with anything
 LOG_TAIL_CHARS = 20_000
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def driver_container(example: str = "sparksession.yaml") -> dict[str, Any]:
@@ -46,6 +49,7 @@ class ConnectServer:
     """A running local Spark Connect server and how to reach it."""
 
     url: str  # sc:// URL without credentials
+    host: str  # the loopback address it listens on (its "pod IP")
     token_url: str  # sc:// URL carrying the bearer token
     ui_url: str  # Spark UI / REST API base
     token: str
@@ -88,9 +92,9 @@ def _spark_home() -> str:
     return str(Path(spec.origin).parent)
 
 
-def _accepts_connections(port: int) -> bool:
+def _accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((host, port), timeout=0.5):
             return True
     except OSError:
         return False
@@ -111,7 +115,11 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
     """Start the server from the driver pod's own command, localized by loopback_conf(), with token auth."""
     _require_java()
     work = tmp_path_factory.mktemp("spark-connect")
-    grpc_port, ui_port = _free_port(), _free_port()
+    host = SPARK_TEST_IP
+    grpc_port, ui_port = names.CONNECT_PORT, names.UI_PORT
+    for port in (grpc_port, ui_port):
+        if _accepts_connections(port, host):
+            pytest.fail(f"{host}:{port} is already taken: is another Spark test server still running?", pytrace=False)
     token = secrets.token_urlsafe(24)
     # The pod's own command and conf; only the master and the Kubernetes-only keys change.
     container = driver_container()
@@ -123,13 +131,14 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         connect_port=grpc_port,
         ui_port=ui_port,
         warehouse_dir=str(work / "warehouse"),
+        host=host,
     )
     spark_home = _spark_home()
     argv = connect_server_command(conf=conf, spark_home=spark_home, app_name=app_name)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
     env.update(
         SPARK_HOME=spark_home,  # else a stray $SPARK_HOME would pick another Spark
-        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_LOCAL_IP=host,  # the UI binds here too
         SPARK_CONF_DIR=str(work / "conf"),  # empty: no spark-defaults.conf from the host
         **{SERVER_TOKEN_ENV: token},
     )
@@ -140,7 +149,7 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         proc = subprocess.Popen(argv, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = started + STARTUP_TIMEOUT_S
-        while not _accepts_connections(grpc_port):
+        while not _accepts_connections(grpc_port, host):
             if proc.poll() is not None:
                 pytest.fail(
                     f"Spark Connect server exited with {proc.returncode} before listening.\n"
@@ -156,9 +165,10 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
                 )
             time.sleep(0.2)
         server = ConnectServer(
-            url=connect_url(host="127.0.0.1", port=grpc_port),
-            token_url=connect_url(host="127.0.0.1", port=grpc_port, token=token),
-            ui_url=f"http://127.0.0.1:{ui_port}",
+            url=connect_url(host=host, port=grpc_port),
+            token_url=connect_url(host=host, port=grpc_port, token=token),
+            ui_url=f"http://{host}:{ui_port}",
+            host=host,
             token=token,
             grpc_port=grpc_port,
             process=proc,

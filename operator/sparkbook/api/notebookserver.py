@@ -1,0 +1,136 @@
+"""The NotebookServer resource: one user's Jupyter server, attached to a Spark session."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from sparkbook import names
+from sparkbook.api.common import Condition, Duration, EnvVar, Model, Quantity, crd_extra
+from sparkbook.api.sparksession import SparkSessionSpec
+
+
+class Resources(Model):
+    """CPU and memory of the notebook container, as in a Pod's resources."""
+
+    requests: dict[str, Quantity] = Field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
+    limits: dict[str, Quantity] = Field(default_factory=lambda: {"memory": "4Gi"})
+
+
+class Storage(Model):
+    """The PersistentVolumeClaim mounted as the user's home directory."""
+
+    size: Quantity = "10Gi"
+    storage_class_name: str | None = None
+    """The cluster's default StorageClass when unset."""
+    retain_on_delete: bool = True
+    """Keep the claim (and the user's files) when the NotebookServer is deleted; a NotebookServer
+    created later with the same name picks it up again."""
+
+
+class SessionRef(Model):
+    name: str = Field(min_length=1, max_length=63)
+    """A SparkSession in the same namespace."""
+
+
+class SparkAttachment(Model):
+    """Which Spark session `spark` in the notebook talks to."""
+
+    model_config = Model.model_config | {
+        "json_schema_extra": crd_extra(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "!(has(self.sessionRef) && has(self.session))",
+                        "message": "set either spark.sessionRef (attach to an existing SparkSession) or "
+                        "spark.session (the notebook owns one), not both",
+                    }
+                ]
+            }
+        )
+    }
+
+    session_ref: SessionRef | None = None
+    """Attach to an existing SparkSession in the same namespace."""
+    session: SparkSessionSpec | None = None
+    """Own a SparkSession named <notebook>-spark with this spec, suspended and culled with the notebook."""
+
+    @model_validator(mode="after")
+    def _one(self) -> "SparkAttachment":
+        if self.session_ref is not None and self.session is not None:
+            raise ValueError("set either spark.sessionRef or spark.session, not both")
+        return self
+
+
+class IdleCulling(Model):
+    """Scale the server to zero after this long without activity (busy kernels and open terminals count)."""
+
+    enabled: bool = True
+    timeout: Duration = "1h"
+
+
+class NotebookServerSpec(Model):
+    """What the user asks for."""
+
+    image: str | None = Field(None, min_length=1, max_length=512)
+    """Notebook image; the operator's default (Jupyter, the pyspark Connect client, the sparkbook kernel
+    extension) when unset."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = Field(default_factory=list, max_length=16)
+    resources: Resources = Field(default_factory=Resources)
+    storage: Storage = Field(default_factory=Storage)
+    spark: SparkAttachment | None = None
+    """No spark: a plain Python notebook."""
+    idle_culling: IdleCulling = Field(default_factory=IdleCulling)
+    suspend: bool = False
+    """True: the server is scaled to zero (files kept); an owned SparkSession is suspended too."""
+    env: list[EnvVar] = Field(default_factory=list, max_length=128)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    affinity: dict[str, Any] | None = None
+
+
+NotebookPhase = Literal["Pending", "Starting", "Running", "Suspended", "Culled", "Failed"]
+
+
+class NotebookServerStatus(Model):
+    """What the operator observes; written only by the operator."""
+
+    phase: NotebookPhase = "Pending"
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=crd_extra(**{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
+    )
+    url: str | None = None
+    """The notebook inside the cluster (log in with the token from tokenSecret)."""
+    token_secret: str | None = None
+    """Secret holding the Jupyter token (key: token)."""
+    spark_session: str | None = None
+    spark_ui: str | None = None
+    last_activity_time: str | None = None
+    culled_at: str | None = None
+
+
+class NotebookServer(Model):
+    """A user's Jupyter server (StatefulSet, Service, PVC, token Secret), attached to a Spark session."""
+
+    KIND: ClassVar[str] = "NotebookServer"
+    PLURAL: ClassVar[str] = "notebookservers"
+    SINGULAR: ClassVar[str] = "notebookserver"
+    SHORT_NAMES: ClassVar[list[str]] = ["nbs"]
+    MAX_NAME: ClassVar[int] = names.MAX_NOTEBOOK_NAME
+    PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]] = [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Spark", "type": "string", "jsonPath": ".status.sparkSession"},
+        {"name": "URL", "type": "string", "jsonPath": ".status.url"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+    api_version: Literal["sparkbook.io/v1alpha1"] = names.API_VERSION
+    kind: Literal["NotebookServer"] = "NotebookServer"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: NotebookServerSpec = Field(default_factory=NotebookServerSpec)
+    status: NotebookServerStatus | None = None

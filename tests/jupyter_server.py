@@ -1,0 +1,74 @@
+"""A real Jupyter server on a loopback address, for tests that need one (idle probes and culling)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+STARTUP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Jupyter:
+    url: str
+    token: str
+    runtime_dir: Path
+    log_path: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+
+@contextlib.contextmanager
+def running_jupyter(*, host: str, port: int, token: str, work: Path) -> Iterator[Jupyter]:
+    """jupyter-server as the notebook pod runs it (token from the environment), until the block ends."""
+    (work / "root").mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env.update(
+        JUPYTER_TOKEN=token,  # by env, not argv, as in the pod
+        JUPYTER_RUNTIME_DIR=str(work / "runtime"),  # kernel connection files land here
+        JUPYTER_CONFIG_DIR=str(work / "config"),  # no host configuration
+        JUPYTER_DATA_DIR=str(work / "data"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    argv = [
+        sys.executable, "-m", "jupyter_server", "--allow-root", "--ServerApp.open_browser=False",
+        f"--ServerApp.ip={host}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={work / 'root'}",
+    ]  # fmt: skip
+    log_path = work / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(argv, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter-server exited with {proc.returncode}:\n{log_path.read_text()[-5000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/api", timeout=1) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter-server not answering after {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-5000:]}")
+            time.sleep(0.2)
+        yield Jupyter(url=url, token=token, runtime_dir=work / "runtime", log_path=log_path)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -1,0 +1,106 @@
+"""NotebookServer builders: golden manifests and the properties every child must have."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sparkbook import names
+from sparkbook.api.notebookserver import NotebookServerSpec
+from sparkbook.build.notebook import notebook_children, statefulset
+from sparkbook.render import RenderError, render_stream
+from sparkbook.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path(__file__).parent / "golden"
+OWNER = {"apiVersion": names.API_VERSION, "kind": "NotebookServer",
+         "metadata": {"name": "alice", "namespace": "team-a", "uid": "u-1"}}
+SETTINGS = Settings(notebook_image="nb:1")
+
+
+def _children(culled: bool = False, **spec: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    out = notebook_children(owner=OWNER, spec=NotebookServerSpec.model_validate(spec), image="nb:1",
+                            token="t0k", culled=culled)
+    return {(c["kind"], c["metadata"]["name"]): c for c in out}
+
+
+@pytest.mark.parametrize("example", ["notebookserver.yaml", "notebookserver-shared.yaml"])
+def test_render_matches_golden(example: str):
+    rendered = render_stream((ROOT / "examples" / example).read_text(), settings=SETTINGS)
+    golden = GOLDEN / example
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert rendered == golden.read_text()
+
+
+def test_inline_session_notebook_has_its_children_and_owns_a_session():
+    children = _children(spark={"session": {"dynamicAllocation": {"maxExecutors": 4}}})
+    assert set(children) == {
+        ("Secret", "alice-token"),
+        ("ConfigMap", "alice-startup"),
+        ("PersistentVolumeClaim", "alice-home"),
+        ("Service", "alice"),
+        ("SparkSession", "alice-spark"),
+        ("StatefulSet", "alice"),
+    }
+    session = children[("SparkSession", "alice-spark")]
+    assert session["spec"]["dynamicAllocation"]["maxExecutors"] == 4
+    assert session["spec"]["suspend"] is False
+    assert session["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    env = {e["name"]: e for e in children[("StatefulSet", "alice")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SPARK_REMOTE"]["value"] == (
+        "sc://alice-spark-connect.team-a.svc:15002/;authorization=Bearer%20$(SPARKBOOK_CONNECT_TOKEN)"
+    )
+    assert env["SPARKBOOK_CONNECT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "alice-spark-connect-token"
+    assert env["JUPYTER_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "alice-token", "key": "token"}
+
+
+def test_plain_notebook_has_no_spark_variables():
+    children = _children()
+    assert ("SparkSession", "alice-spark") not in children
+    env = {e["name"] for e in children[("StatefulSet", "alice")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not {"SPARK_REMOTE", "SPARKBOOK_CONNECT_TOKEN"} & env
+
+
+def test_suspended_or_culled_scales_to_zero_and_suspends_the_owned_session():
+    for children in (_children(suspend=True, spark={"session": {}}), _children(culled=True, spark={"session": {}})):
+        assert children[("StatefulSet", "alice")]["spec"]["replicas"] == 0
+        assert children[("SparkSession", "alice-spark")]["spec"]["suspend"] is True
+    assert _children()[("StatefulSet", "alice")]["spec"]["replicas"] == 1
+
+
+def test_pvc_is_owned_only_when_not_retained():
+    assert "ownerReferences" not in _children()[("PersistentVolumeClaim", "alice-home")]["metadata"]
+    owned = _children(storage={"retainOnDelete": False})[("PersistentVolumeClaim", "alice-home")]
+    assert owned["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert owned["spec"]["resources"]["requests"]["storage"] == "10Gi"
+
+
+def test_notebook_pod_is_restricted_writes_its_pvc_and_probes_jupyter():
+    sts = statefulset(owner=OWNER, spec=NotebookServerSpec(), image="nb:1", running=True)
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["fsGroup"] == names.NOTEBOOK_GID
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (c,) = pod["containers"]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/api", "port": "http"}
+    assert {"name": "home", "mountPath": "/home/jovyan"} in c["volumeMounts"]
+    assert c["resources"] == {"requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"memory": "4Gi"}}
+    assert sts["spec"]["selector"]["matchLabels"].items() <= sts["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_render_rejects_both_session_and_ref_and_never_prints_tokens():
+    doc = yaml.safe_load((ROOT / "examples" / "notebookserver.yaml").read_text())
+    doc["spec"]["spark"]["sessionRef"] = {"name": "analytics"}
+    with pytest.raises(RenderError, match="either spark.sessionRef or spark.session"):
+        render_stream(yaml.safe_dump(doc), settings=SETTINGS)
+    out = render_stream((ROOT / "examples" / "notebookserver.yaml").read_text(), settings=SETTINGS)
+    for obj in yaml.safe_load_all(out):
+        if obj and obj["kind"] == "Secret":
+            assert obj["stringData"]["token"].startswith("<generated")

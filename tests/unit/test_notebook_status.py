@@ -1,0 +1,70 @@
+"""notebook_status(): observations in, the status a user and kstatus read out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sparkbook.status import NotebookObservation, notebook_status
+
+NOW = "2026-01-01T00:00:00Z"
+STS = {"metadata": {"name": "alice"}}
+
+
+def _pod(ready: bool = True, **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "alice-0", "labels": {}},
+            "status": {"phase": "Running" if ready else "Pending",
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}], **status}}
+
+
+def _obs(**kw: Any) -> NotebookObservation:
+    return NotebookObservation(name="alice", namespace="team-a", generation=2, now=NOW, **kw)
+
+
+def _cond(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    return next((c for c in status["conditions"] if c["type"] == type_), None)
+
+
+def test_running_notebook_with_running_session():
+    session = {"metadata": {}, "status": {"phase": "Running", "endpoints": {"connect": "sc://x"}}}
+    status = notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="analytics", session=session))
+    assert status["phase"] == "Running"
+    assert status["url"] == "http://alice.team-a.svc:8888/lab"
+    assert status["tokenSecret"] == "alice-token"
+    assert status["sparkSession"] == "analytics"
+    assert status["sparkUI"] == "http://analytics-ui.team-a.svc:4040"
+    assert _cond(status, "Ready")["status"] == "True"
+    assert _cond(status, "SparkReady")["status"] == "True"
+
+
+def test_missing_and_unready_sessions_are_named():
+    missing = notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="analytics"))
+    assert _cond(missing, "SparkReady")["reason"] == "NotFound"
+    assert missing["phase"] == "Running"  # Jupyter works without Spark
+    starting = {"metadata": {}, "status": {"phase": "Starting", "conditions": [
+        {"type": "Ready", "status": "False", "message": "the driver pod is starting"}]}}
+    cond = _cond(notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="a", session=starting)), "SparkReady")
+    assert cond["reason"] == "NotReady" and "driver pod is starting" in cond["message"]
+    idle = {"metadata": {"annotations": {"sparkbook.io/idle-suspended-at": NOW}}, "status": {"phase": "Idle"}}
+    cond = _cond(notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="a", session=idle)), "SparkReady")
+    assert cond["reason"] == "SessionIdle" and "kubectl annotate sparksession a" in cond["message"]
+
+
+def test_plain_notebook_has_no_spark_condition():
+    status = notebook_status(_obs(statefulset=STS, pod=_pod()))
+    assert _cond(status, "SparkReady") is None and "sparkSession" not in status
+
+
+def test_image_pull_backoff_and_crash_loop_are_the_ready_reason():
+    for reason in ("ImagePullBackOff", "CrashLoopBackOff"):
+        pod = _pod(ready=False, containerStatuses=[{"name": "notebook", "state": {"waiting": {"reason": reason}}}])
+        status = notebook_status(_obs(statefulset=STS, pod=pod))
+        assert status["phase"] == "Starting"
+        assert _cond(status, "Ready")["reason"] == reason
+
+
+def test_suspended_and_culled():
+    assert notebook_status(_obs(statefulset=STS, suspend=True))["phase"] == "Suspended"
+    culled = notebook_status(_obs(statefulset=STS, culled_at=NOW))
+    assert culled["phase"] == "Culled" and culled["culledAt"] == NOW
+    assert "sparkbook.io/culled-at-" in _cond(culled, "Ready")["message"]
+    assert _cond(culled, "Reconciling")["status"] == "False"
