@@ -19,6 +19,7 @@ venv: $(STAMP) ## a virtualenv with everything the tests need
 	@scripts/ensure-java.sh
 
 test: venv ## the whole suite (e2e tests skip themselves without a cluster, saying why)
+	$(BIN)/ruff check operator tests
 	$(BIN)/sparkbook crds --check
 	$(BIN)/python -m pytest -ra
 

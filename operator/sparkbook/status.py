@@ -43,6 +43,12 @@ def pod_problem(pod: dict[str, Any] | None) -> tuple[str, str] | None:
     for cs in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
         state = cs.get("state", {}) or {}
         waiting = state.get("waiting") or {}
+        last = (cs.get("lastState") or {}).get("terminated") or {}
+        if waiting.get("reason") == "CrashLoopBackOff" and last.get("reason") == "OOMKilled":
+            return "OOMKilled", (
+                f"container {cs.get('name')} of pod {name} ran out of memory (OOMKilled, exit code "
+                f"{last.get('exitCode', 137)}) and is restarting with back-off: give it more memory"
+            )
         if waiting.get("reason") in WAITING_PROBLEMS:
             detail = waiting.get("message", "").strip()
             text = f"container {cs.get('name')} of pod {name}: {waiting['reason']}"

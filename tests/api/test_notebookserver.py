@@ -108,6 +108,18 @@ def test_session_ref_waits_for_a_missing_session_and_recovers(emulator, operator
     wait_for(lambda: condition(notebook(emulator, namespace, "bob"), "SparkReady").get("status") == "True",
              what="SparkReady")
 
+    # Pointing the notebook at another session moves its Spark address with it.
+    kubectl("patch", "nbs", "bob", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"spark": {"sessionRef": {"name": "other"}}}}')
+
+    def remote() -> str:
+        env = emulator.get("apps/v1", "statefulsets", namespace, "bob")["spec"]["template"]["spec"]["containers"][0]["env"]
+        return next(e["value"] for e in env if e["name"] == "SPARK_REMOTE")
+
+    wait_for(lambda: remote().startswith(f"sc://other-connect.{namespace}.svc:15002/"), what="new address")
+    wait_for(lambda: condition(notebook(emulator, namespace, "bob"), "SparkReady").get("reason") == "NotFound",
+             what="NotFound for the new name")
+
 
 def test_plain_notebook_suspend_resume_and_no_op(emulator, operator, kubectl, namespace):
     doc = yaml.safe_load(example("notebookserver-shared.yaml", namespace))

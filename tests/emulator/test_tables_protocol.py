@@ -8,7 +8,8 @@ import sys
 import kmock
 import yaml
 
-from sparkbook.testing.emulator import Emulator, human_duration, jsonpath
+from sparkbook.testing._query import human_duration, jsonpath
+from sparkbook.testing.emulator import Emulator
 from emu_helpers import CRD_PATH, KUBECTL, WIDGETS, pod, widget
 
 TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json'

@@ -68,3 +68,13 @@ def test_suspended_and_culled():
     assert culled["phase"] == "Culled" and culled["culledAt"] == NOW
     assert "sparkbook.io/culled-at-" in _cond(culled, "Ready")["message"]
     assert _cond(culled, "Reconciling")["status"] == "False"
+
+
+def test_oom_kill_behind_a_crash_loop_is_named():
+    pod = _pod(ready=False, containerStatuses=[{
+        "name": "notebook",
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+    }])
+    ready = _cond(notebook_status(_obs(statefulset=STS, pod=pod)), "Ready")
+    assert ready["reason"] == "OOMKilled" and "more memory" in ready["message"]
