@@ -378,6 +378,14 @@ class Controller:
             culled=bool(obs.culled_at),
             spark_token_uid=token_uid,
         )
+        # A notebook that brings its own session starts once that session's token exists, so
+        # the server gets SPARK_REMOTE complete instead of restarting for it a moment later.
+        owned_session_pending = bool(
+            obs.session_name == n.owned_session and token_uid is None and not obs.culled_at and not spec.suspend
+        )
+        if owned_session_pending and self.cache.get("StatefulSet", namespace, n.statefulset) is None:
+            children = [c for c in children if c["kind"] != "StatefulSet"]
+            obs.missing.append(f"StatefulSet {n.statefulset} (waiting for the SparkSession's token)")
         try:
             for child in children:
                 kind, child_name = child["kind"], child["metadata"]["name"]

@@ -61,6 +61,10 @@ def test_inline_session_notebook(emulator, operator, kubectl, namespace):
     for api_version, plural, name in children:
         obj = wait_for(lambda: emulator.get(api_version, plural, namespace, name), what=name)
         assert owned(obj, nb), name
+    # The server starts only once its session's token exists: SPARK_REMOTE is complete from the start.
+    token = emulator.get("v1", "secrets", namespace, "alice-spark-connect-token")
+    template = emulator.get("apps/v1", "statefulsets", namespace, "alice")["spec"]["template"]
+    assert template["metadata"]["annotations"][names.SPARK_TOKEN_UID] == token["metadata"]["uid"]
     pvc = wait_for(lambda: emulator.get("v1", "persistentvolumeclaims", namespace, "alice-home"), what="pvc")
     assert not pvc["metadata"].get("ownerReferences")  # retainOnDelete: true
     # The owned SparkSession is reconciled in turn: its driver exists.
