@@ -1,4 +1,4 @@
-"""The `sparkbook` command: crds, render, run."""
+"""The `sparkbook` command: crds, render, local, run."""
 
 from __future__ import annotations
 
@@ -50,6 +50,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         standalone=args.standalone,
         liveness=args.liveness,
         verbose=args.verbose,
+        log_format=args.log_format,
+    )
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from sparkbook.local import run
+
+    return run(
+        args.file,
+        jupyter_port=args.port,
+        connect_port=args.connect_port,
+        ui_port=args.ui_port,
+        notebook_dir=args.notebook_dir,
     )
 
 
@@ -67,11 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none")
     p.set_defaults(func=cmd_render)
 
+    p = sub.add_parser("local", help="run a NotebookServer YAML on this machine: local Spark Connect + Jupyter")
+    p.add_argument("-f", "--file", required=True, help="YAML with a NotebookServer (and the SparkSession it refers to)")
+    p.add_argument("--port", type=int, default=8888, help="Jupyter port (default 8888)")
+    p.add_argument("--connect-port", type=int, default=15002, help="Spark Connect port (default 15002)")
+    p.add_argument("--ui-port", type=int, default=4040, help="Spark UI port (default 4040)")
+    p.add_argument("--notebook-dir", default=None, help="where notebooks live (default: the current directory)")
+    p.set_defaults(func=cmd_local)
+
     p = sub.add_parser("run", help="run the operator")
     p.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")
     p.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
     p.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--log-format", choices=["text", "json"], default=None,
+                   help="log lines as text or JSON (default: SPARKBOOK_LOG_FORMAT, else text)")
     p.set_defaults(func=cmd_run)
 
     args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from sparkbook import names
+from sparkbook import metrics, names
 from sparkbook.api.common import duration_seconds
 from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
@@ -124,20 +124,24 @@ class Controller:
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
+            started = time.perf_counter()
             try:
                 outcome = await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001 - any failure is retried with backoff, never fatal
+                metrics.RECONCILES.labels(key[0], "error").inc()
                 delay = self.queue.retry(key)
                 level = logging.WARNING if isinstance(e, ApiError) else logging.ERROR
                 log.log(level, "reconcile of %s/%s/%s failed (retry in %.1fs): %s", *key, delay, e,
                         exc_info=level == logging.ERROR)
             else:
+                metrics.RECONCILES.labels(key[0], "ok").inc()
                 self.queue.forget(key)
                 if outcome.requeue is not None:
                     self.queue.add_after(key, outcome.requeue)
             finally:
+                metrics.RECONCILE_SECONDS.labels(key[0]).observe(time.perf_counter() - started)
                 self.queue.done(key)
 
     async def reconcile(self, key: Key) -> Outcome:
@@ -491,6 +495,7 @@ class Controller:
         try:
             activity = await probe_jupyter(http, f"http://{pod['status']['podIP']}:{names.NOTEBOOK_PORT}", token)
         except ProbeError as e:
+            metrics.IDLE_PROBE_ERRORS.labels("NotebookServer").inc()
             log.warning("cannot ask notebook %s/%s for activity: %s", namespace, name, e)
             return
         self._note_activity(key, activity)
@@ -500,6 +505,7 @@ class Controller:
         if idle.total_seconds() < timeout:
             return
         log.info("culling notebook %s/%s: %s", namespace, name, activity.detail)
+        metrics.CULLS.labels("NotebookServer").inc()
         await self.kube.annotate(body, {names.CULLED_AT: now_rfc3339()})
         await self.kube.post_event(
             body,
@@ -528,6 +534,7 @@ class Controller:
         try:
             activity = await probe_spark(http, f"http://{pod['status']['podIP']}:{names.UI_PORT}")
         except ProbeError as e:
+            metrics.IDLE_PROBE_ERRORS.labels("SparkSession").inc()
             log.warning("cannot ask SparkSession %s/%s for activity: %s", namespace, name, e)
             return
         self._note_activity(key, activity)
@@ -536,6 +543,7 @@ class Controller:
         if idle.total_seconds() < duration_seconds(spec.idle_timeout):
             return
         log.info("suspending idle SparkSession %s/%s: %s", namespace, name, activity.detail)
+        metrics.CULLS.labels("SparkSession").inc()
         await self.kube.annotate(body, {names.IDLE_SUSPENDED_AT: now_rfc3339()})
         await self.kube.post_event(
             body,

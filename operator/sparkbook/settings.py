@@ -24,6 +24,8 @@ class Settings(BaseModel):
     """First delay before a failed driver is replaced; doubles up to restart_backoff_max_seconds."""
     restart_backoff_max_seconds: float = 300.0
     stalled_retry_seconds: float = 30.0
+    metrics_port: int = 9090
+    """Prometheus /metrics; 0 turns it off."""
     idle_check_seconds: float = 60.0
     """How often running notebooks and idle-limited sessions are asked for activity."""
     """How often a resource stalled on something outside its own objects is looked at again."""
@@ -45,6 +47,7 @@ class Settings(BaseModel):
             ("SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS", "restart_backoff_max_seconds"),
             ("SPARKBOOK_STALLED_RETRY_SECONDS", "stalled_retry_seconds"),
             ("SPARKBOOK_IDLE_CHECK_SECONDS", "idle_check_seconds"),
+            ("SPARKBOOK_METRICS_PORT", "metrics_port"),
         ):
             if env.get(key):
                 values[field] = env[key]

@@ -62,6 +62,14 @@ def kubeconfig(emulator: EmulatorThread, tmp_path_factory: pytest.TempPathFactor
     return path
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Operator:
     def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log
@@ -73,9 +81,11 @@ class Operator:
             "SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS": "4",
             "SPARKBOOK_STALLED_RETRY_SECONDS": "1",
             "SPARKBOOK_IDLE_CHECK_SECONDS": "1",
+            "SPARKBOOK_METRICS_PORT": str(free_port()),
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_url = f"http://127.0.0.1:{self.env['SPARKBOOK_METRICS_PORT']}/metrics"
 
     def start(self) -> "Operator":
         self.log = open(self.log_path, "ab")

@@ -65,6 +65,9 @@ def spark_env(*, session: str, namespace: str) -> list[dict[str, Any]]:
         },
         {"name": "SPARKBOOK_SPARK_SESSION", "value": session},
         {"name": "SPARKBOOK_SPARK_UI", "value": names.ui_endpoint(session, namespace)},
+        # The Spark UI one click away, through the notebook server's own authenticated URL
+        # (jupyter-server-proxy; it sends X-Forwarded-Context, which the Spark UI uses for its links).
+        {"name": "SPARKBOOK_SPARK_UI_LINK", "value": f"/proxy/{n.ui_service}.{namespace}.svc:{names.UI_PORT}/jobs/"},
     ]
 
 

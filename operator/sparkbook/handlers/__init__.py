@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 from typing import Any
 
 import kopf
 
-from sparkbook import names
+from sparkbook import metrics, names
 from sparkbook.controller import Controller
 from sparkbook.handlers import cache as _cache
 from sparkbook.kube import Kube, connection_from_environment
@@ -30,8 +32,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     kube = Kube(connection_from_environment())
     await kube.__aenter__()
     memo["kube"] = kube
-    controller = Controller(kube, config, _cache.KopfCache(kwargs))
+    cache = _cache.KopfCache(kwargs)
+    controller = Controller(kube, config, cache)
     memo["controller"] = controller
+    if config.metrics_port:
+        try:
+            metrics.serve(config.metrics_port, cache, lambda: kube.requests)
+        except OSError as e:  # the operator still works; say loudly that nobody can scrape it
+            log.error("cannot serve /metrics on port %d: %s", config.metrics_port, e)
     await controller.start()
     log.info("sparkbook operator started: %d workers, spark image %s", config.workers, config.spark_image)
 
@@ -69,18 +77,36 @@ for _group, _version, _plural in _cache.CHILD_RESOURCES:
     kopf.on.event(_group, _version, _plural, labels=MANAGED, id="owner-event")(_owner_event)
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log pipelines (SPARKBOOK_LOG_FORMAT=json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
 def run(
     *,
     namespaces: list[str] | None = None,
     standalone: bool = False,
     liveness: str | None = None,
     verbose: bool = False,
+    log_format: str | None = None,
 ) -> int:
     """`sparkbook run`: the operator in the foreground until SIGTERM."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    if (log_format or os.environ.get("SPARKBOOK_LOG_FORMAT", "text")) == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     if not verbose:
         # One line per watch event ("Handler ... succeeded") drowns what the controller reports.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

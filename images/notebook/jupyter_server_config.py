@@ -1,0 +1,15 @@
+# Sparkbook notebook image: server-wide Jupyter settings.
+# ruff: noqa: F821  (`c` is injected by Jupyter when it loads this file)
+
+# The Spark UI of a SparkSession is a Service in the cluster ("<session>-ui.<namespace>.svc:4040");
+# jupyter-server-proxy may reach in-cluster Services and nothing else.
+def _in_cluster_service(handler, host):
+    name = host.split(":", 1)[0]
+    return name.endswith(".svc") or name.endswith(".svc.cluster.local")
+
+
+c.ServerProxy.host_allowlist = _in_cluster_service
+
+# Token auth and XSRF checks stay on (the defaults); the token comes from JUPYTER_TOKEN.
+c.ServerApp.disable_check_xsrf = False
+c.ServerApp.allow_origin = ""

@@ -1,0 +1,303 @@
+"""`sparkbook local -f notebookserver.yaml`: the same NotebookServer on this machine, no cluster.
+
+A local Spark Connect server started from the very command the operator puts into the driver
+pod (only the master and the Kubernetes-only settings change, see build/launch.py), and a local
+Jupyter server with the same kernel start-up the pod mounts. Both stop on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sparkbook import names
+from sparkbook.api.notebookserver import NotebookServerSpec
+from sparkbook.api.sparksession import SparkSessionSpec
+from sparkbook.build.launch import (
+    SERVER_TOKEN_ENV,
+    connect_server_command,
+    connect_url,
+    loopback_conf,
+    parse_connect_server_command,
+)
+from sparkbook.build.notebook import STARTUP_FILE, STARTUP_PY
+from sparkbook.build.session import driver_pod
+from sparkbook.render import describe_validation_error
+
+HOST = "127.0.0.1"
+STARTUP_TIMEOUT = 180.0
+
+
+class LocalError(Exception):
+    """A problem the user can fix; the message says what and how."""
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready_port: int
+    log: Path
+    ready_path: str | None = None  # an HTTP path that answers 200 once ready
+
+
+@dataclass
+class Plan:
+    notebook: str
+    session: str | None
+    jupyter_url: str
+    spark_ui_url: str | None
+    processes: list[Process] = field(default_factory=list)
+
+
+def _load(text: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    notebook = None
+    sessions: dict[str, dict[str, Any]] = {}
+    for doc in yaml.safe_load_all(text):
+        if not doc or doc.get("apiVersion") != names.API_VERSION:
+            continue
+        if doc.get("kind") == "NotebookServer" and notebook is None:
+            notebook = doc
+        elif doc.get("kind") == "SparkSession":
+            sessions[doc.get("metadata", {}).get("name", "")] = doc
+    if notebook is None:
+        raise LocalError("the file has no NotebookServer (apiVersion sparkbook.io/v1alpha1) to run")
+    return notebook, sessions
+
+
+def spark_home() -> str:
+    spec = importlib.util.find_spec("pyspark")
+    if spec is None or spec.origin is None:
+        raise LocalError("pyspark is not installed here: pip install 'sparkbook[spark]'")
+    return str(Path(spec.origin).parent)
+
+
+def plan(
+    text: str,
+    *,
+    workdir: Path,
+    notebook_dir: Path,
+    jupyter_port: int = 8888,
+    connect_port: int = names.CONNECT_PORT,
+    ui_port: int = names.UI_PORT,
+    token: str | None = None,
+    connect_token: str | None = None,
+) -> Plan:
+    """Everything to start, from the YAML alone (no processes, no network)."""
+    doc, sessions = _load(text)
+    name = doc.get("metadata", {}).get("name", "notebook")
+    try:
+        spec = NotebookServerSpec.model_validate(doc.get("spec") or {})
+    except ValidationError as e:
+        raise LocalError(describe_validation_error("NotebookServer", name, e)) from None
+    token = token or secrets.token_urlsafe(24)
+    connect_token = connect_token or secrets.token_urlsafe(32)
+    session_name: str | None = None
+    session_spec: SparkSessionSpec | None = None
+    if spec.spark is not None and spec.spark.session is not None:
+        session_name, session_spec = names.NotebookNames(name).owned_session, spec.spark.session
+    elif spec.spark is not None and spec.spark.session_ref is not None:
+        session_name = spec.spark.session_ref.name
+        if session_name not in sessions:
+            raise LocalError(
+                f"spark.sessionRef names SparkSession {session_name!r}, which is not in this file: "
+                "put it in the same file (---), or use spark.session"
+            )
+        try:
+            session_spec = SparkSessionSpec.model_validate(sessions[session_name].get("spec") or {})
+        except ValidationError as e:
+            raise LocalError(describe_validation_error("SparkSession", session_name, e)) from None
+
+    result = Plan(notebook=name, session=session_name, jupyter_url=f"http://{HOST}:{jupyter_port}/lab?token={token}",
+                  spark_ui_url=None)
+    jupyter_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER_TOKEN", "SPARK_REMOTE"))}
+    for var in spec.env:
+        if var.value is not None:
+            jupyter_env[var.name] = var.value
+    if session_name and session_spec is not None:
+        owner = {"apiVersion": names.API_VERSION, "kind": "SparkSession",
+                 "metadata": {"name": session_name, "namespace": "local", "uid": "local"}}
+        # The driver pod's own command: what works here is what runs in the cluster.
+        pod = driver_pod(owner=owner, spec=session_spec, image=session_spec.image or names.DEFAULT_SPARK_IMAGE)
+        pod_conf, app_name = parse_connect_server_command(pod["spec"]["containers"][0]["command"])
+        conf = loopback_conf(
+            pod_conf,
+            master="local[*]",
+            connect_port=connect_port,
+            ui_port=ui_port,
+            warehouse_dir=str(notebook_dir / "spark-warehouse"),
+            host=HOST,
+        )
+        home = spark_home()
+        spark_env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
+        spark_env.update(SPARK_HOME=home, SPARK_LOCAL_IP=HOST, SPARK_CONF_DIR=str(workdir / "spark-conf"),
+                         **{SERVER_TOKEN_ENV: connect_token})
+        for var in session_spec.driver.env:
+            if var.value is not None:
+                spark_env[var.name] = var.value
+        result.processes.append(
+            Process("Spark Connect server", connect_server_command(conf=conf, spark_home=home, app_name=app_name),
+                    spark_env, connect_port, workdir / "spark.log")
+        )
+        result.spark_ui_url = f"http://{HOST}:{ui_port}"
+        jupyter_env.update(
+            SPARK_REMOTE=connect_url(host=HOST, port=connect_port, token=connect_token),
+            SPARKBOOK_SPARK_SESSION=session_name,
+            SPARKBOOK_SPARK_UI=result.spark_ui_url,
+            SPARKBOOK_SPARK_UI_LINK=f"{result.spark_ui_url}/jobs/",
+        )
+    jupyter_env.update(
+        JUPYTER_TOKEN=token,
+        IPYTHONDIR=str(workdir / "ipython"),  # the pod's kernel start-up, without touching ~/.ipython
+        JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
+    )
+    argv = [
+        sys.executable, "-m", "jupyter_server",
+        f"--ServerApp.ip={HOST}", f"--ServerApp.port={jupyter_port}", "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={notebook_dir}", "--ServerApp.open_browser=False",
+    ]  # fmt: skip
+    if importlib.util.find_spec("jupyterlab") is not None:
+        argv.append("--ServerApp.default_url=/lab")
+    else:
+        result.jupyter_url = f"http://{HOST}:{jupyter_port}/?token={token}"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        argv.append("--allow-root")
+    result.processes.append(Process("Jupyter server", argv, jupyter_env, jupyter_port, workdir / "jupyter.log",
+                                     ready_path="/api"))
+    return result
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
+def preflight(p: Plan) -> None:
+    if p.session and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        raise LocalError(
+            "Spark needs Java 17 or newer and no `java` was found: install a JDK/JRE 17+ "
+            "(e.g. apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+    for proc in p.processes:
+        if _port_taken(proc.ready_port):
+            flag = "--port" if proc.name.startswith("Jupyter") else "--connect-port"
+            raise LocalError(f"port {proc.ready_port} on {HOST} is taken (needed by the {proc.name}): "
+                             f"stop what uses it or choose another with {flag}")
+    if p.spark_ui_url and _port_taken(int(p.spark_ui_url.rsplit(":", 1)[1])):
+        raise LocalError(f"the Spark UI port of {p.spark_ui_url} is taken: choose another with --ui-port")
+
+
+def _ready(proc: Process) -> bool:
+    try:
+        if proc.ready_path:
+            with urllib.request.urlopen(f"http://{HOST}:{proc.ready_port}{proc.ready_path}", timeout=1) as r:
+                return r.status == 200
+        with socket.create_connection((HOST, proc.ready_port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _stop(running: list[subprocess.Popen[bytes]]) -> None:
+    for child in reversed(running):
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in reversed(running):
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=5)
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-3000:]
+    except OSError:
+        return ""
+
+
+def run(file: str, *, jupyter_port: int, connect_port: int, ui_port: int, notebook_dir: str | None) -> int:
+    text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    workdir = Path(tempfile.mkdtemp(prefix="sparkbook-local-"))
+    nb_dir = Path(notebook_dir or os.getcwd()).resolve()
+    try:
+        p = plan(text, workdir=workdir, notebook_dir=nb_dir, jupyter_port=jupyter_port,
+                 connect_port=connect_port, ui_port=ui_port)
+        preflight(p)
+    except LocalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    startup = workdir / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / STARTUP_FILE).write_text(STARTUP_PY)
+    (workdir / "spark-conf").mkdir()
+
+    running: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for proc in p.processes:
+            print(f"starting the {proc.name} (log: {proc.log})", flush=True)
+            with proc.log.open("wb") as log:
+                child = subprocess.Popen(proc.argv, env=proc.env, cwd=nb_dir, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+            running.append(child)
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not _ready(proc):
+                if stopping:
+                    return 130
+                if child.poll() is not None:
+                    print(f"error: the {proc.name} exited ({child.returncode}) while starting:\n{_tail(proc.log)}",
+                          file=sys.stderr)
+                    return 1
+                if time.monotonic() > deadline:
+                    print(f"error: the {proc.name} did not come up in {STARTUP_TIMEOUT:.0f}s:\n{_tail(proc.log)}",
+                          file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+        print("", flush=True)
+        print(f"NotebookServer {p.notebook} is running on this machine.")
+        print(f"  Jupyter:  {p.jupyter_url}")
+        if p.spark_ui_url:
+            print(f"  Spark UI: {p.spark_ui_url}   (SparkSession {p.session}, master local[*])")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stopping:
+            for proc, child in zip(p.processes, running):
+                if child.poll() is not None:
+                    print(f"error: the {proc.name} stopped ({child.returncode}):\n{_tail(proc.log)}", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        print("stopping ...", flush=True)
+        return 0
+    finally:
+        _stop(running)
+        if not running or all(c.returncode is not None for c in running):
+            print("stopped.", flush=True)

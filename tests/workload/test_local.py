@@ -1,0 +1,131 @@
+"""`sparkbook local`: the README's run command, started as a user would, driven through Jupyter's API."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SPARKBOOK = [sys.executable, "-m", "sparkbook.cli"]
+
+pytestmark = pytest.mark.workload
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def _execute(base: str, token: str, code: str, timeout: float = 120) -> str:
+    """Run `code` in a new kernel through the Jupyter REST and websocket API; return its stdout."""
+    headers = {"Authorization": f"token {token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{base}/api/kernels", json={"name": "python3"}) as resp:
+            assert resp.status == 201, await resp.text()
+            kernel = (await resp.json())["id"]
+        ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
+        out: list[str] = []
+        async with http.ws_connect(ws_url) as ws:
+            msg_id = uuid.uuid4().hex
+            await ws.send_json({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": "t",
+                           "version": "5.3", "date": ""},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                            "allow_stdin": False, "stop_on_error": True},
+            })
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads((await ws.receive(timeout=timeout)).data)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "stream":
+                    out.append(msg["content"]["text"])
+                elif msg["msg_type"] == "error":
+                    out.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
+                elif msg["msg_type"] == "execute_reply":
+                    break
+        await http.delete(f"{base}/api/kernels/{kernel}")
+    return "".join(out)
+
+
+async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
+    ports = {"--port": _free_port(), "--connect-port": _free_port(), "--ui-port": _free_port()}
+    argv = [*SPARKBOOK, "local", "-f", str(ROOT / "examples" / "notebookserver.yaml"), "--notebook-dir", str(tmp_path)]
+    for flag, port in ports.items():
+        argv += [flag, str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line or line.startswith("Press Ctrl-C"):
+                break
+            lines.append(line)
+        printed = "".join(lines)
+        m = re.search(r"Jupyter:\s+(http://\S+)", printed)
+        assert m, printed
+        assert re.search(r"Spark UI: http://127\.0\.0\.1:\d+", printed), printed
+        url = m.group(1)
+        base = url.split("/?")[0].split("/lab?")[0]
+        token = url.split("token=")[1]
+        output = await _execute(base, token, "print(spark.range(100).filter('id % 2 = 0').count())")
+        assert "50" in output, output
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, rest
+    assert "stopped." in rest
+    for port in ports.values():  # both servers are gone, nothing left listening
+        assert _port_free(port), port
+
+
+def test_local_says_clearly_when_a_port_is_taken(tmp_path: Path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run([*SPARKBOOK, "local", "-f", str(ROOT / "examples" / "notebookserver.yaml"),
+                                 "--port", str(port), "--notebook-dir", str(tmp_path)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and "--port" in result.stderr
+
+
+def test_local_says_clearly_when_java_is_missing(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = str(Path(sys.executable).parent)  # the venv's tools, no java
+    result = subprocess.run([*SPARKBOOK, "local", "-f", str(ROOT / "examples" / "notebookserver.yaml"),
+                             "--port", str(_free_port()), "--connect-port", str(_free_port()),
+                             "--ui-port", str(_free_port())],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert "Java 17" in result.stderr
