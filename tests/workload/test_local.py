@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -10,11 +9,11 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import aiohttp
 import pytest
+
+from tests.jupyter_api import execute
 
 ROOT = Path(__file__).resolve().parents[2]
 SPARKBOOK = [sys.executable, "-m", "sparkbook.cli"]
@@ -36,39 +35,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-async def _execute(base: str, token: str, code: str, timeout: float = 120) -> str:
-    """Run `code` in a new kernel through the Jupyter REST and websocket API; return its stdout."""
-    headers = {"Authorization": f"token {token}"}
-    async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(f"{base}/api/kernels", json={"name": "python3"}) as resp:
-            assert resp.status == 201, await resp.text()
-            kernel = (await resp.json())["id"]
-        ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"
-        out: list[str] = []
-        async with http.ws_connect(ws_url) as ws:
-            msg_id = uuid.uuid4().hex
-            await ws.send_json({
-                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": "t",
-                           "version": "5.3", "date": ""},
-                "parent_header": {}, "metadata": {}, "channel": "shell",
-                "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
-                            "allow_stdin": False, "stop_on_error": True},
-            })
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                msg = json.loads((await ws.receive(timeout=timeout)).data)
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if msg["msg_type"] == "stream":
-                    out.append(msg["content"]["text"])
-                elif msg["msg_type"] == "error":
-                    out.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
-                elif msg["msg_type"] == "execute_reply":
-                    break
-        await http.delete(f"{base}/api/kernels/{kernel}")
-    return "".join(out)
 
 
 async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
@@ -93,7 +59,7 @@ async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
         url = m.group(1)
         base = url.split("/?")[0].split("/lab?")[0]
         token = url.split("token=")[1]
-        output = await _execute(base, token, "print(spark.range(100).filter('id % 2 = 0').count())")
+        output = await execute(base, token, "print(spark.range(100).filter('id % 2 = 0').count())")
         assert "50" in output, output
     finally:
         proc.send_signal(signal.SIGINT)
