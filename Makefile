@@ -4,10 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# checkov (tests/static) pins packaging<24 and, through botocore, python-dateutil<3, which clash with
+# pytest 9 and kubernetes 37: it gets a virtualenv of its own.
+CHECKOV := $(VENV)/checkov/bin/checkov
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-unit test-api test-workload crds golden render e2e clean
+.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,12 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-venv: $(STAMP) ## a virtualenv with everything the tests need
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install -q 'checkov==3.3.30'
+
+venv: $(STAMP) $(CHECKOV) ## a virtualenv with everything the tests need
 	@scripts/ensure-java.sh
 
 test: venv ## the whole suite (e2e tests skip themselves without a cluster, saying why)
 	$(BIN)/ruff check operator tests
 	$(BIN)/sparkbook crds --check
+	$(BIN)/python -m sparkbook.chart --check
 	$(BIN)/python -m pytest -ra
 
 test-unit: venv
@@ -35,11 +43,20 @@ test-workload: venv
 crds: venv ## regenerate crds/ from the API models
 	$(BIN)/sparkbook crds
 
+manifests: venv ## regenerate charts/sparkbook/crds/ and manifests/install.yaml from crds/ and the chart
+	$(BIN)/python -m sparkbook.chart
+
 golden: venv ## rewrite the golden manifests after a reviewed builder change
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/unit -k golden
 
 render: venv
 	$(BIN)/sparkbook render -f examples/sparksession.yaml
+
+local: venv ## the example NotebookServer on this machine: Spark Connect + JupyterLab, no cluster
+	$(BIN)/sparkbook local -f examples/notebookserver.yaml
+
+demo: venv ## a kind cluster with Sparkbook and the example notebook (needs Docker and kind)
+	scripts/demo.sh
 
 e2e: venv ## on a machine with Docker and kind
 	$(BIN)/python -m pytest -ra -m e2e tests/e2e

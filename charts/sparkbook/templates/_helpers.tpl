@@ -1,0 +1,112 @@
+{{/* Names and labels shared by every template. */}}
+
+{{- define "sparkbook.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sparkbook.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sparkbook.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sparkbook.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "sparkbook.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sparkbook.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: sparkbook
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "sparkbook.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "sparkbook.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "sparkbook.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+The operator's API permissions, derived from what the code does (see the chart README for the
+table; tests/static/test_chart.py compares them with the requests the operator really makes).
+Used by the ClusterRole (cluster-wide install) and by the Role in each watched namespace.
+No wildcards, and never `escalate`, `bind` or `impersonate`.
+*/}}
+{{- define "sparkbook.namespacedRules" -}}
+# The custom resources: kopf lists and watches them; the operator creates and server-side-applies
+# the SparkSession a NotebookServer owns (`get` after a 409 on create), and merge-patches the
+# culled-at / idle-suspended-at annotations.
+- apiGroups: ["sparkbook.io"]
+  resources: ["sparksessions"]
+  verbs: ["create", "get", "list", "patch", "watch"]
+- apiGroups: ["sparkbook.io"]
+  resources: ["notebookservers"]
+  verbs: ["list", "patch", "watch"]
+# Status is written through the status subresource only.
+- apiGroups: ["sparkbook.io"]
+  resources: ["sparksessions/status", "notebookservers/status"]
+  verbs: ["patch"]
+# Children carry a controller ownerReference with blockOwnerDeletion: true. Where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, hardened clusters),
+# setting it needs `update` on the owner's finalizers subresource; no request uses it otherwise.
+- apiGroups: ["sparkbook.io"]
+  resources: ["sparksessions/finalizers", "notebookservers/finalizers"]
+  verbs: ["update"]
+# Pods: kopf watches drivers, executors and notebook pods; the operator creates and deletes
+# driver pods. get, patch and deletecollection are never called by the operator itself: the
+# operator creates a Role for each Spark driver granting exactly these verbs (Spark creates and
+# deletes its executors), and Kubernetes RBAC escalation prevention only lets it grant
+# permissions it holds. Holding them is the least-privilege alternative to the `escalate` verb.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "watch"]
+# Services, ConfigMaps, PVCs: watched, created, server-side applied (patch), read after a 409
+# on create. delete and deletecollection are held only because the driver Role grants them
+# (escalation prevention, as for pods); the operator never deletes these (ownerReferences do).
+- apiGroups: [""]
+  resources: ["configmaps", "persistentvolumeclaims", "services"]
+  verbs: ["create", "delete", "deletecollection", "get", "list", "patch", "watch"]
+# The driver's ServiceAccount: watched, created, applied, read after a 409 on create.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["create", "get", "list", "patch", "watch"]
+# Token Secrets (Spark Connect and Jupyter): created once and never rewritten (no patch); get
+# reads a notebook's token to ask its Jupyter server for activity (idle culling).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "get", "list", "watch"]
+# The driver's Role and RoleBinding: watched, created, applied, read after a 409 on create.
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["create", "get", "list", "patch", "watch"]
+# The notebook server's StatefulSet.
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["create", "get", "list", "patch", "watch"]
+# Events on SparkSessions and NotebookServers (the operator's own and kopf's warnings): POST only.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
