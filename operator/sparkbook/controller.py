@@ -211,7 +211,13 @@ class Controller:
         n = names.SessionNames(name)
         has_secret = self.cache.get("Secret", namespace, n.token_secret) is not None
         token = None if has_secret else secrets.token_urlsafe(32)
-        children = session_children(owner=owner, spec=spec, image=obs.image, token=token or "unused")
+        children = session_children(
+            owner=owner,
+            spec=spec,
+            image=obs.image,
+            token=token or "unused",
+            operator_namespace=self.settings.operator_namespace,
+        )
         desired_pod = next((c for c in children if c["kind"] == "Pod"), None)
         try:
             for child in children:
@@ -381,6 +387,8 @@ class Controller:
             token=None if has_secret else secrets.token_urlsafe(32),
             culled=bool(obs.culled_at),
             spark_token_uid=token_uid,
+            operator_namespace=self.settings.operator_namespace,
+            access_namespaces=self.settings.notebook_access_namespaces,
         )
         # A notebook that brings its own session starts once that session's token exists, so
         # the server gets SPARK_REMOTE complete instead of restarting for it a moment later.

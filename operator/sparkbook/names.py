@@ -35,7 +35,9 @@ APP_INSTANCE = "app.kubernetes.io/instance"
 APP_COMPONENT = "app.kubernetes.io/component"
 SESSION_LABEL = f"{GROUP}/session"
 NOTEBOOK_LABEL = f"{GROUP}/notebook"
-ROLE_LABEL = "spark-role"  # what Spark itself puts on its pods: driver | executor
+ROLE_LABEL = "spark-role"
+USES_SESSION_LABEL = f"{GROUP}/spark-session"  # on notebook pods: the session they may reach
+NOTEBOOK_ACCESS_LABEL = f"{GROUP}/notebook-access"  # on pods allowed to reach notebooks (a proxy)  # what Spark itself puts on its pods: driver | executor
 
 # Annotations.
 CONFIG_HASH = f"{GROUP}/config-hash"
@@ -90,6 +92,7 @@ class SessionNames:
         self.role_binding = child_name(name, "spark")
         self.token_secret = child_name(name, "connect-token")
         self.executor_template = child_name(name, "executor-template")
+        self.network_policy = child_name(name, "network")
         # Spark appends "-exec-<n>" to this; Spark requires the prefix to be short.
         self.executor_prefix = shorten(name, 40)
 
@@ -174,6 +177,7 @@ class NotebookNames:
         self.token_secret = child_name(name, "token")
         self.startup = child_name(name, "startup")
         self.owned_session = child_name(name, "spark")
+        self.network_policy = child_name(name, "network")
 
 
 def notebook_labels(name: str, component: str | None = "notebook") -> dict[str, str]:

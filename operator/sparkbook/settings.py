@@ -24,6 +24,10 @@ class Settings(BaseModel):
     """First delay before a failed driver is replaced; doubles up to restart_backoff_max_seconds."""
     restart_backoff_max_seconds: float = 300.0
     stalled_retry_seconds: float = 30.0
+    operator_namespace: str | None = None
+    """Where the operator runs (POD_NAMESPACE); NetworkPolicies admit its pods from there only."""
+    notebook_access_namespaces: list[str] = Field(default_factory=list)
+    """Namespaces whose pods may reach notebooks (an ingress controller's, say)."""
     metrics_port: int = 9090
     """Prometheus /metrics; 0 turns it off."""
     idle_check_seconds: float = 60.0
@@ -36,6 +40,12 @@ class Settings(BaseModel):
         values: dict[str, object] = {}
         if env.get("SPARKBOOK_SPARK_IMAGE"):
             values["spark_image"] = env["SPARKBOOK_SPARK_IMAGE"]
+        if env.get("POD_NAMESPACE"):
+            values["operator_namespace"] = env["POD_NAMESPACE"]
+        if env.get("SPARKBOOK_NOTEBOOK_ACCESS_NAMESPACES"):
+            values["notebook_access_namespaces"] = [
+                n.strip() for n in env["SPARKBOOK_NOTEBOOK_ACCESS_NAMESPACES"].split(",") if n.strip()
+            ]
         if env.get("SPARKBOOK_NOTEBOOK_IMAGE"):
             values["notebook_image"] = env["SPARKBOOK_NOTEBOOK_IMAGE"]
         if env.get("SPARKBOOK_NAMESPACES"):

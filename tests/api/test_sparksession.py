@@ -17,6 +17,7 @@ from tests.api.conftest import ROOT, condition, kubelet_runs, operator_writes, s
 EXAMPLE = (ROOT / "examples" / "sparksession.yaml").read_text()
 SESSION = ("sparkbook.io/v1alpha1", "sparksessions")
 EXPECTED_CHILDREN = {
+    ("NetworkPolicy", "analytics-network"),
     ("ServiceAccount", "analytics-spark"),
     ("Role", "analytics-spark"),
     ("RoleBinding", "analytics-spark"),
@@ -28,6 +29,7 @@ EXPECTED_CHILDREN = {
     ("Pod", "analytics-driver"),
 }
 CHILD_RESOURCES = [
+    ("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy"),
     ("v1", "serviceaccounts", "ServiceAccount"),
     ("rbac.authorization.k8s.io/v1", "roles", "Role"),
     ("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
@@ -252,7 +254,7 @@ def test_first_reconcile_write_budget(emulator, operator, kubectl, namespace):
                              if "kubectl" not in (r.user_agent or "")], quiet=1.5)
     assert sorted(writes) == sorted(
         [("POST", plural, "") for plural in
-         ("serviceaccounts", "roles", "rolebindings", "secrets", "configmaps", "services", "services", "services", "pods")]
+         ("networkpolicies", "serviceaccounts", "roles", "rolebindings", "secrets", "configmaps", "services", "services", "services", "pods")]
         + [("PATCH", "sparksessions", "status"), ("POST", "events", "")]
     )
     reads = [r for r in emulator.requests if r.namespace == namespace and r.method == "GET"

@@ -330,6 +330,7 @@ DERIVED: dict[tuple[str, str, str], str] = {
     **{("", r, v): KOPF for r in WATCHED for v in ("list", "watch")},
     **{(g, r, v): KOPF for g, r in [("rbac.authorization.k8s.io", "roles"),
                                      ("rbac.authorization.k8s.io", "rolebindings"), ("apps", "statefulsets"),
+                                     ("networking.k8s.io", "networkpolicies"),
                                      ("sparkbook.io", "sparksessions"), ("sparkbook.io", "notebookservers")]
        for v in ("list", "watch")},
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"): KOPF,   # resource observer
@@ -338,14 +339,14 @@ DERIVED: dict[tuple[str, str, str], str] = {
     **{(g, r, v): K for g, r in [("", "services"), ("", "serviceaccounts"), ("", "secrets"), ("", "configmaps"),
                                   ("", "persistentvolumeclaims"), ("rbac.authorization.k8s.io", "roles"),
                                   ("rbac.authorization.k8s.io", "rolebindings"), ("apps", "statefulsets"),
-                                  ("sparkbook.io", "sparksessions")]
+                                  ("networking.k8s.io", "networkpolicies"), ("sparkbook.io", "sparksessions")]
        for v in ("create", "get")},
     ("", "pods", "create"): K,
     # Kube.apply (server-side apply = PATCH) of every child but Secrets (create-only) and Pods.
     **{(g, r, "patch"): K for g, r in [("", "services"), ("", "serviceaccounts"), ("", "configmaps"),
                                         ("", "persistentvolumeclaims"), ("rbac.authorization.k8s.io", "roles"),
                                         ("rbac.authorization.k8s.io", "rolebindings"), ("apps", "statefulsets"),
-                                        ("sparkbook.io", "sparksessions")]},
+                                        ("networking.k8s.io", "networkpolicies"), ("sparkbook.io", "sparksessions")]},
     ("sparkbook.io", "notebookservers", "patch"): K,        # Kube.annotate: culled-at
     ("sparkbook.io", "sparksessions/status", "patch"): K,   # Kube.patch_status
     ("sparkbook.io", "notebookservers/status", "patch"): K,
@@ -468,6 +469,7 @@ def _life(emu: EmulatorThread, ns: str) -> None:
              ("rbac.authorization.k8s.io/v1", "rolebindings", "analytics-spark"),
              ("v1", "configmaps", "analytics-executor-template"), ("v1", "services", "analytics-connect"),
              ("v1", "secrets", "analytics-connect-token"), ("apps/v1", "statefulsets", "alice"),
+             ("networking.k8s.io/v1", "networkpolicies", "analytics-network"),
              (api, "sparksessions", "alice-spark")]
     for api_version, plural, name in kinds:
         emu.patch(api_version, plural, ns, name, {"metadata": {"labels": {names.MANAGED_BY: None}}})

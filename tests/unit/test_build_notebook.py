@@ -40,6 +40,7 @@ def test_render_matches_golden(example: str):
 def test_inline_session_notebook_has_its_children_and_owns_a_session():
     children = _children(spark={"session": {"dynamicAllocation": {"maxExecutors": 4}}})
     assert set(children) == {
+        ("NetworkPolicy", "alice-network"),
         ("Secret", "alice-token"),
         ("ConfigMap", "alice-startup"),
         ("PersistentVolumeClaim", "alice-home"),
@@ -104,3 +105,27 @@ def test_render_rejects_both_session_and_ref_and_never_prints_tokens():
     for obj in yaml.safe_load_all(out):
         if obj and obj["kind"] == "Secret":
             assert obj["stringData"]["token"].startswith("<generated")
+
+
+def test_network_policies_admit_only_what_needs_in():
+    from sparkbook.build.network import notebook_network_policy, session_network_policy
+
+    nb = notebook_network_policy(owner=OWNER, operator_namespace="sparkbook-system", access_namespaces=["ingress"])
+    (rule,) = nb["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8888}]
+    assert rule["from"][0] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "sparkbook-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "sparkbook", "app.kubernetes.io/component": "operator"}},
+    }
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress"}}} in rule["from"]
+    assert nb["spec"]["podSelector"]["matchLabels"] == {names.NOTEBOOK_LABEL: "alice", names.APP_COMPONENT: "notebook"}
+    session_owner = {**OWNER, "kind": "SparkSession", "metadata": {**OWNER["metadata"], "name": "analytics"}}
+    sp = session_network_policy(owner=session_owner, operator_namespace=None)
+    own, notebooks, operator = sp["spec"]["ingress"]
+    assert own == {"from": [{"podSelector": {"matchLabels": {names.SESSION_LABEL: "analytics"}}}]}
+    assert notebooks["from"] == [{"podSelector": {"matchLabels": {names.USES_SESSION_LABEL: "analytics"}}}]
+    assert [p["port"] for p in notebooks["ports"]] == [15002, 4040]
+    assert [p["port"] for p in operator["ports"]] == [4040]
+    # Notebook pods carry the label that lets them in, and only for their own session.
+    sts = _children(spark={"sessionRef": {"name": "analytics"}})[("StatefulSet", "alice")]
+    assert sts["spec"]["template"]["metadata"]["labels"][names.USES_SESSION_LABEL] == "analytics"

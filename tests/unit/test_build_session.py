@@ -42,6 +42,7 @@ def test_render_matches_golden(example: str):
 def test_children_are_the_documented_set_each_owned():
     kinds = [(c["kind"], c["metadata"]["name"]) for c in _children()]
     assert kinds == [
+        ("NetworkPolicy", "analytics-network"),
         ("ServiceAccount", "analytics-spark"),
         ("Role", "analytics-spark"),
         ("RoleBinding", "analytics-spark"),

@@ -105,6 +105,10 @@ No wildcards, and never `escalate`, `bind` or `impersonate`.
 - apiGroups: ["apps"]
   resources: ["statefulsets"]
   verbs: ["create", "get", "list", "patch", "watch"]
+# One NetworkPolicy per SparkSession and per NotebookServer.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["create", "get", "list", "patch", "watch"]
 # Events on SparkSessions and NotebookServers (the operator's own and kopf's warnings): POST only.
 - apiGroups: [""]
   resources: ["events"]

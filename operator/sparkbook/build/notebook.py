@@ -8,6 +8,7 @@ from typing import Any
 from sparkbook import names
 from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.build.common import container_security_context, env_list, metadata, pod_security_context
+from sparkbook.build.network import notebook_network_policy
 from sparkbook.build.session import REDACTED
 
 # Runs in every new kernel (IPython executes /etc/ipython/startup/*.py). The notebook image's
@@ -213,7 +214,9 @@ def statefulset(
     if session:
         # A re-created session has a new token: restart the server so its kernels get it.
         annotations[names.SPARK_TOKEN_UID] = spark_token_uid or "none"
-    template = {"metadata": {"labels": labels, **({"annotations": annotations} if annotations else {})}, "spec": pod_spec}
+    pod_labels = {**labels, **({names.USES_SESSION_LABEL: session} if session else {})}
+    template = {"metadata": {"labels": pod_labels, **({"annotations": annotations} if annotations else {})},
+                "spec": pod_spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -250,10 +253,15 @@ def notebook_children(
     token: str | None,
     culled: bool = False,
     spark_token_uid: str | None = None,
+    operator_namespace: str | None = None,
+    access_namespaces: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every child in apply order."""
     running = not (spec.suspend or culled)
     children = [
+        notebook_network_policy(
+            owner=owner, operator_namespace=operator_namespace, access_namespaces=access_namespaces
+        ),
         token_secret(owner=owner, token=token),
         startup_configmap(owner=owner),
         pvc(owner=owner, spec=spec),

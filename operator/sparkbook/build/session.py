@@ -13,6 +13,7 @@ from sparkbook.api.common import memory_mebibytes
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.common import container_security_context, env_list, metadata, pod_security_context
 from sparkbook.build.launch import connect_server_command
+from sparkbook.build.network import session_network_policy
 from sparkbook.build.spark import spark_conf
 
 # Spark's own default: the driver pod asks for heap + max(10% of heap, 384 MiB).
@@ -318,10 +319,16 @@ def token_secret(*, owner: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 
 def session_children(
-    *, owner: dict[str, Any], spec: SparkSessionSpec, image: str, token: str | None
+    *,
+    owner: dict[str, Any],
+    spec: SparkSessionSpec,
+    image: str,
+    token: str | None,
+    operator_namespace: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every child in apply order; the driver pod is left out while the session is suspended."""
     children = [
+        session_network_policy(owner=owner, operator_namespace=operator_namespace),
         service_account(owner=owner),
         role(owner=owner),
         role_binding(owner=owner),

@@ -22,6 +22,7 @@ CHILDREN = [
     ("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
     ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
     ("apps", "v1", "statefulsets", "StatefulSet"),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 ]
 CHILD_RESOURCES = [(g, v, p) for g, v, p, _ in CHILDREN]
 
