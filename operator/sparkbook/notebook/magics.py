@@ -1,0 +1,843 @@
+"""sparkmagic-compatible cell magics over Spark Connect, where all Python runs in the kernel.
+
+sparkmagic ran two interpreters: a local one (``%%local``) and a remote one behind Livy (plain
+cells, ``%%spark``), and ``-o VAR`` copied a remote DataFrame into the local interpreter as
+pandas. Here there is one Python process talking to Spark through ``spark``, so the flags keep
+their meaning but both "sides" live in the same kernel.
+
+The ``%%local`` layer
+    The pandas copies made by ``-o`` live in a separate dict, :attr:`SparkbookMagics.local_ns`
+    ("the local side"). Plain cells and ``%%spark`` cells run in the user namespace as usual.
+    A ``%%local`` cell also runs in the user namespace, but for its duration every name whose
+    user-namespace value is a *Spark* DataFrame and that has a pandas copy in ``local_ns`` is
+    swapped to the copy; afterwards the (possibly rebound or deleted) value is written back to
+    ``local_ns`` and the Spark DataFrame is put back. So after ``%%spark -o df``:
+
+    - a ``%%local`` cell sees pandas ``df`` (and may reassign it: the next ``%%local`` cell
+      sees its version), while
+    - plain and ``%%spark`` cells keep seeing the Spark DataFrame ``df``.
+
+    When the name is *not* a Spark DataFrame in the user namespace (``%%sql -o result``: there
+    is no Spark object of that name), the pandas frame is put in the user namespace too, and
+    every kind of cell sees it. Anything else a ``%%local`` cell defines (``fig``, imports)
+    stays in the user namespace: it is one process, and hiding it would help nobody.
+
+    Swapping around the cell, rather than executing ``%%local`` cells in a separate dict
+    layered over the user namespace, keeps everything IPython gives a cell working unchanged
+    (``%matplotlib``, ``!cmd``, ``display``, ``get_ipython()``, functions that see globals),
+    and leaves no second namespace to drift apart from the first.
+
+Errors
+    Problems with a magic's own input raise ``UsageError`` (one line, IPython's convention).
+    Spark errors from ``%%sql`` and the other magics, and using ``spark`` while it is
+    unreachable, raise :class:`~sparkbook.notebook.startup.SparkbookError`; a custom exception
+    handler shows those as ``<ErrorClass>: <message>`` without a traceback and marks the cell
+    failed (so "Run all" stops there, as it should). Python code in ``%%spark``/``%%local``
+    cells keeps ordinary tracebacks, with the magic's own frames hidden.
+
+The argument parsers and the ``%%configure`` planning are pure functions, tested on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import html
+import json
+import keyword
+import os
+import re
+import shlex
+import urllib.request
+from dataclasses import dataclass, field
+from collections.abc import Iterator
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+
+from sparkbook import names
+from sparkbook.notebook import startup
+from sparkbook.notebook.startup import SparkbookError, mask
+
+DEFAULT_MAXROWS = 2500
+DEFAULT_SAMPLEFRACTION = 0.1
+SAMPLE_METHODS = ("take", "sample")
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing (pure)
+# --------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting the kernel."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog=prog, add_help=False, exit_on_error=False, allow_abbrev=False)
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+    def parse_line(self, line: str) -> argparse.Namespace:
+        try:
+            argv = shlex.split(line or "")
+        except ValueError as exc:
+            raise UsageError(f"{self.prog}: {exc}") from None
+        try:
+            return self.parse_args(argv)
+        except argparse.ArgumentError as exc:
+            raise UsageError(f"{self.prog}: {exc}") from None
+
+
+def _flag(value: str) -> bool:
+    """sparkmagic's optional-value flags: `-q` alone, or `-q true|false`."""
+    low = value.strip().lower()
+    if low in ("1", "true", "yes", "y", "on"):
+        return True
+    if low in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def _identifier(value: str) -> str:
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a Python variable name")
+    return value
+
+
+@dataclass(frozen=True)
+class PullArgs:
+    """How a Spark DataFrame is pulled down as pandas (-o/-m/-n/-r), plus %%sql's -q."""
+
+    output: str | None = None
+    samplemethod: str = "take"
+    maxrows: int = DEFAULT_MAXROWS
+    samplefraction: float = DEFAULT_SAMPLEFRACTION
+    quiet: bool = False
+    coerce: bool | None = None  # accepted for compatibility; pandas types already come from Arrow
+
+
+def _pull_parser(prog: str, *, quiet: bool) -> _Parser:
+    p = _Parser(prog)
+    p.add_argument("-o", "--output", type=_identifier, default=None)
+    p.add_argument("-m", "--samplemethod", default=None)
+    p.add_argument("-n", "--maxrows", type=int, default=None)
+    p.add_argument("-r", "--samplefraction", type=float, default=None)
+    p.add_argument("-c", "--coerce", type=_flag, nargs="?", const=True, default=None)
+    if quiet:
+        p.add_argument("-q", "--quiet", type=_flag, nargs="?", const=True, default=False)
+    return p
+
+
+def _pull_args(prog: str, line: str, *, quiet: bool) -> PullArgs:
+    ns = _pull_parser(prog, quiet=quiet).parse_line(line)
+    method = (ns.samplemethod or "take").lower()
+    if method not in SAMPLE_METHODS:
+        raise UsageError(f"{prog}: -m must be take or sample, not {ns.samplemethod!r}")
+    fraction = DEFAULT_SAMPLEFRACTION if ns.samplefraction is None else ns.samplefraction
+    if not 0.0 < fraction <= 1.0:
+        raise UsageError(f"{prog}: -r must be a fraction in (0, 1], not {fraction:g}")
+    return PullArgs(
+        output=ns.output,
+        samplemethod=method,
+        maxrows=DEFAULT_MAXROWS if ns.maxrows is None else ns.maxrows,
+        samplefraction=fraction,
+        quiet=bool(getattr(ns, "quiet", False)),
+        coerce=ns.coerce,
+    )
+
+
+def parse_sql_args(line: str) -> PullArgs:
+    """``%%sql [-o VAR] [-q] [-m take|sample] [-n|--maxrows N] [-r|--samplefraction F] [-c BOOL]``."""
+    return _pull_args("%%sql", line, quiet=True)
+
+
+def parse_spark_args(line: str) -> PullArgs:
+    """``%%spark [-o VAR] [-m take|sample] [-n N] [-r F] [-c BOOL]``."""
+    return _pull_args("%%spark", line, quiet=False)
+
+
+@dataclass(frozen=True)
+class SendArgs:
+    input: str
+    vartype: str = "str"
+    varname: str | None = None
+    maxrows: int = DEFAULT_MAXROWS
+
+    @property
+    def name(self) -> str:
+        return self.varname or self.input
+
+
+def parse_send_args(line: str) -> SendArgs:
+    """``%%send_to_spark -i VAR [-t str|df] [-n NAME] [-m MAXROWS]`` (sparkmagic's -m is maxrows here)."""
+    p = _Parser("%%send_to_spark")
+    p.add_argument("-i", "--input", type=_identifier, default=None)
+    p.add_argument("-t", "--vartype", default="str")
+    p.add_argument("-n", "--varname", type=_identifier, default=None)
+    p.add_argument("-m", "--maxrows", type=int, default=DEFAULT_MAXROWS)
+    ns = p.parse_line(line)
+    if not ns.input:
+        raise UsageError("%%send_to_spark: -i VAR is required (the local variable to send)")
+    vartype = ns.vartype.lower()
+    if vartype not in ("str", "df"):
+        raise UsageError(f"%%send_to_spark: -t must be str or df, not {ns.vartype!r}")
+    return SendArgs(input=ns.input, vartype=vartype, varname=ns.varname, maxrows=ns.maxrows)
+
+
+def parse_force(prog: str, line: str, *, session: bool = False) -> bool:
+    """``-f`` (and, for %%delete, ``-s ID``) of %%configure, %%cleanup and %%delete."""
+    p = _Parser(prog)
+    p.add_argument("-f", "--force", type=_flag, nargs="?", const=True, default=False)
+    if session:
+        p.add_argument("-s", "--session", default=None)
+    return bool(p.parse_line(line).force)
+
+
+def parse_configure(line: str, cell: str) -> tuple[bool, dict[str, Any]]:
+    """``%%configure [-f]`` and its JSON body: (force, settings)."""
+    force = parse_force("%%configure", line)
+    text = (cell or "").strip()
+    if not text:
+        raise UsageError('%%configure: the cell must hold a JSON object, e.g. {"conf": {"spark.sql.shuffle.partitions": "64"}}')
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"%%configure: the cell is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise UsageError("%%configure: the cell must hold a JSON object")
+    conf = body.get("conf", {})
+    if conf is None:
+        conf = {}
+    if not isinstance(conf, dict):
+        raise UsageError('%%configure: "conf" must be an object of Spark settings')
+    return force, body
+
+
+# --------------------------------------------------------------------------------------------
+# %%configure planning (pure)
+# --------------------------------------------------------------------------------------------
+# Livy session keys that map to the SparkSession's driver and executors.
+LIVY_SESSION_FIELDS = {
+    "driverMemory": "spec.driver.memory",
+    "driverCores": "spec.driver.cores",
+    "executorMemory": "spec.executor.memory",
+    "executorCores": "spec.executor.cores",
+    "numExecutors": "spec.executor.instances or spec.dynamicAllocation",
+}
+# Livy keys about Livy's own bookkeeping: meaningless here.
+LIVY_IGNORED = ("kind", "name", "proxyUser", "queue", "heartbeatTimeoutInSecond", "ttl")
+# Livy keys naming files for the driver: over Connect they are uploaded with spark.addArtifacts.
+LIVY_ARTIFACTS = {"jars": "", "pyFiles": "pyfile=True", "files": "file=True", "archives": "archive=True"}
+CONF_FIELDS = {
+    "spark.driver.memory": "spec.driver.memory",
+    "spark.driver.cores": "spec.driver.cores",
+    "spark.executor.memory": "spec.executor.memory",
+    "spark.executor.cores": "spec.executor.cores",
+    "spark.executor.instances": "spec.executor.instances",
+    "spark.dynamicAllocation.enabled": "spec.dynamicAllocation.enabled",
+    "spark.dynamicAllocation.minExecutors": "spec.dynamicAllocation.minExecutors",
+    "spark.dynamicAllocation.initialExecutors": "spec.dynamicAllocation.initialExecutors",
+    "spark.dynamicAllocation.maxExecutors": "spec.dynamicAllocation.maxExecutors",
+    "spark.dynamicAllocation.executorIdleTimeout": "spec.dynamicAllocation.executorIdleTimeout",
+    "spark.dynamicAllocation.shuffleTracking.timeout": "spec.dynamicAllocation.shuffleTrackingTimeout",
+}
+
+
+def _conf_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+@dataclass
+class ConfigurePlan:
+    runtime: dict[str, str] = field(default_factory=dict)  # spark.conf.set now
+    needs_driver: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, where to set it)
+    artifacts: list[tuple[str, str]] = field(default_factory=list)  # (livy key, addArtifacts flag)
+    ignored: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+
+def plan_configure(body: dict[str, Any], is_runtime: Callable[[str], bool]) -> ConfigurePlan:
+    """Sort a Livy ``%%configure`` body into what applies now and what needs a new driver."""
+    plan = ConfigurePlan()
+    for key, value in body.items():
+        if key == "conf":
+            for ckey, cvalue in (value or {}).items():
+                ckey = str(ckey)
+                if is_runtime(ckey):
+                    plan.runtime[ckey] = _conf_value(cvalue)
+                elif ckey in CONF_FIELDS:
+                    plan.needs_driver.append((ckey, _conf_value(cvalue), CONF_FIELDS[ckey]))
+                elif ckey in names.RESERVED_SPARK_CONF:
+                    plan.needs_driver.append((ckey, _conf_value(cvalue), "set by Sparkbook itself"))
+                else:
+                    plan.needs_driver.append((ckey, _conf_value(cvalue), "spec.sparkConf"))
+        elif key in LIVY_SESSION_FIELDS:
+            plan.needs_driver.append((key, _conf_value(value), LIVY_SESSION_FIELDS[key]))
+        elif key in LIVY_ARTIFACTS:
+            plan.artifacts.append((key, LIVY_ARTIFACTS[key]))
+        elif key in LIVY_IGNORED:
+            plan.ignored.append(key)
+        else:
+            plan.unknown.append(key)
+    return plan
+
+
+def configure_message(
+    plan: ConfigurePlan, *, applied: dict[str, str], session: str | None, force: bool
+) -> str:
+    """What %%configure did and did not do, in one message."""
+    lines: list[str] = []
+    if applied:
+        lines.append("Applied now: " + ", ".join(f"{k}={v}" for k, v in applied.items()) + ".")
+    if plan.needs_driver:
+        items = ", ".join(f"{k}={v} ({where})" for k, v, where in plan.needs_driver)
+        target = f"SparkSession {session}" if session else "the SparkSession this notebook uses"
+        cmd = f"kubectl edit sparksession {session}" if session else "kubectl edit sparksession <name>"
+        msg = (
+            f"Not applied, because they need a new Spark driver: {items}. Change them in {target} "
+            f"instead (`{cmd}`); the operator then replaces the driver, and a kernel restart reconnects."
+        )
+        if force:
+            msg += (
+                " -f does not restart the driver from here: the kernel has no Kubernetes credentials, "
+                "and a new driver ends the Spark state of every notebook attached to the session."
+            )
+        lines.append(msg)
+    if plan.artifacts:
+        lines.append(
+            "Not applied: "
+            + ", ".join(k for k, _ in plan.artifacts)
+            + "; upload files from the notebook with spark.addArtifacts(path, ...) "
+            "(pyfile=True for pyFiles, file=True for files, archive=True for archives)."
+        )
+    if plan.ignored:
+        lines.append("Ignored (Livy-only settings): " + ", ".join(plan.ignored) + ".")
+    if plan.unknown:
+        lines.append(
+            "Unknown keys, ignored: " + ", ".join(plan.unknown) + " (expected driverMemory, driverCores, "
+            "executorMemory, executorCores, numExecutors or conf)."
+        )
+    if not lines:
+        lines.append("Nothing to configure.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# %%pretty: df.show() text to HTML (pure)
+# --------------------------------------------------------------------------------------------
+_BORDER = re.compile(r"^\+(-+\+)+$")
+
+
+def split_show_output(text: str) -> list[str | tuple[list[str], list[list[str]]]]:
+    """Split printed text into plain chunks and ``df.show()`` tables (header, rows)."""
+    lines = text.split("\n")
+    out: list[str | tuple[list[str], list[list[str]]]] = []
+    plain: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip()
+        if (
+            _BORDER.match(line)
+            and i + 2 < len(lines)
+            and lines[i + 1].startswith("|")
+            and lines[i + 2].rstrip() == line
+        ):
+            header = [c.strip() for c in lines[i + 1].rstrip()[1:-1].split("|")]
+            rows: list[list[str]] = []
+            j = i + 3
+            while j < len(lines) and lines[j].startswith("|"):
+                rows.append([c.strip() for c in lines[j].rstrip()[1:-1].split("|")])
+                j += 1
+            if j < len(lines) and lines[j].rstrip() == line:
+                if plain:
+                    out.append("\n".join(plain))
+                    plain = []
+                out.append((header, rows))
+                i = j + 1
+                continue
+        plain.append(lines[i])
+        i += 1
+    if plain and any(p.strip() for p in plain):
+        out.append("\n".join(plain))
+    return out
+
+
+def table_html(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+# --------------------------------------------------------------------------------------------
+# Spark helpers
+# --------------------------------------------------------------------------------------------
+def is_spark_dataframe(obj: Any) -> bool:
+    try:
+        from pyspark.sql import DataFrame
+    except ImportError:  # pragma: no cover - pyspark is in the notebook image
+        return False
+    return isinstance(obj, DataFrame)
+
+
+def is_pandas_dataframe(obj: Any) -> bool:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, pd.DataFrame)
+
+
+def pull(df: Any, args: PullArgs) -> Any:
+    """A Spark DataFrame as pandas: sampled (-m sample -r F) and/or limited to -n rows."""
+    if args.samplemethod == "sample":
+        df = df.sample(fraction=args.samplefraction)
+    if args.maxrows >= 0:
+        df = df.limit(args.maxrows)
+    return df.toPandas()
+
+
+class SparkError(SparkbookError):
+    """A Spark error, reduced to its error class and first message line."""
+
+    def __init__(self, label: str, message: str) -> None:
+        super().__init__(message)
+        self.label = label
+
+
+def spark_error(exc: BaseException) -> SparkbookError:
+    """The short form of a pyspark error: ``AnalysisException: [CLASS] message``."""
+    rpc = startup._grpc_error(exc)
+    code = getattr(getattr(rpc, "code", lambda: None)(), "name", None) if rpc is not None else None
+    if code in ("UNAVAILABLE", "UNAUTHENTICATED"):
+        conn = startup.current_connection()
+        where = conn.where if conn is not None else startup.endpoint(os.environ.get(startup.REMOTE_ENV, "sc://"))
+        return startup.SparkUnavailableError(
+            startup.describe_failure(exc, where=where, session=startup.session_name())
+        )
+    text = str(exc).strip()
+    text = text.split("\nJVM stacktrace:", 1)[0]
+    first = text.splitlines()[0].strip() if text else type(exc).__name__
+    if len(first) > 600:
+        first = first[:600] + "..."
+    return SparkError(type(exc).__name__, mask(first))
+
+
+def _is_spark_exception(exc: BaseException) -> bool:
+    try:
+        from pyspark.errors import PySparkException
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, PySparkException)
+
+
+# pyspark logs every SQL error with a query context as a JSON line, JVM stack trace included, on
+# stderr; inside the magics the short error says it all.
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+
+
+@contextlib.contextmanager
+def spark_errors() -> Iterator[None]:
+    """Spark calls made by a magic: pyspark errors become short :class:`SparkbookError` s."""
+    __tracebackhide__ = True
+    try:
+        from pyspark.logger import PySparkLogger
+
+        loggers = [PySparkLogger.getLogger(n) for n in QUERY_CONTEXT_LOGGERS]
+    except ImportError:  # pragma: no cover
+        loggers = []
+    saved = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        yield
+    except Exception as exc:
+        if _is_spark_exception(exc):
+            raise spark_error(exc) from None
+        raise
+    finally:
+        for lg, was in zip(loggers, saved):
+            lg.disabled = was
+
+
+def _short_error_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
+    """IPython custom exception handler: ``Label: message``, no traceback, cell marked failed."""
+    label = getattr(value, "label", None) or etype.__name__
+    message = mask(str(value))
+    stb = [f"\x1b[0;31m{label}\x1b[0m: {message}"]
+    shown = type(re.sub(r"\W", "", label) or "SparkbookError", (Exception,), {})
+    shell._showtraceback(shown, message, stb)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The magics
+# --------------------------------------------------------------------------------------------
+HELP = [
+    ("%%sql [-o VAR] [-q] [-m take|sample] [-n N] [-r F]", "run Spark SQL and show the result; -o keeps it as pandas VAR (N rows, default 2500, -1 = all)"),
+    ("%%spark [-o VAR] [-m ...] [-n N] [-r F]", "run the cell as Python against `spark`; -o copies the Spark DataFrame VAR to %%local as pandas"),
+    ("%%local", "run the cell with the -o pandas copies under their names (the Spark objects stay for other cells)"),
+    ("%%send_to_spark -i VAR [-t str|df] [-n NAME]", "turn a local string or pandas DataFrame into a Spark value / DataFrame NAME"),
+    ("%%configure [-f] {json}", "Livy-style settings: spark.sql.* conf applies now; driver/executor sizes need a SparkSession change"),
+    ("%%info", "application id, Spark version, executors, Spark UI link"),
+    ("%%logs", "where the driver and executor logs are"),
+    ("%%pretty", "run the cell and render df.show() output as HTML tables"),
+    ("%%cleanup, %%delete", "no-ops: Spark sessions are SparkSession resources, not per-notebook Livy sessions"),
+    ("%%help", "this list"),
+]
+
+
+@magics_class
+class SparkbookMagics(Magics):
+    """The sparkmagic magics, over the kernel's Spark Connect session ``spark``."""
+
+    def __init__(self, shell: Any) -> None:
+        super().__init__(shell)
+        self.local_ns: dict[str, Any] = {}  # the %%local side: pandas copies made by -o
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        return self.shell.user_ns
+
+    def _spark(self) -> Any:
+        """The session in ``spark``; connects (bounded) if it is the unreachable placeholder."""
+        __tracebackhide__ = True
+        obj = self.user_ns.get("spark")
+        if isinstance(obj, startup.SparkUnavailable):
+            return obj._sparkbook_connect()
+        if obj is not None:
+            return obj
+        conn = startup.current_connection()
+        if conn is None:
+            conn = startup.Connection.from_env()
+            startup._CONNECTION = conn
+            conn.begin()
+        session = conn.retry()
+        if session is None:
+            raise startup.SparkUnavailableError(conn.error or "Spark is not connected.")
+        self.user_ns["spark"] = session
+        return session
+
+    def _run(self, cell: str) -> Any:
+        """Run ``cell`` as an IPython cell body in the user namespace; the last expression's value."""
+        __tracebackhide__ = True
+        shell = self.shell
+        code = shell.transform_cell(cell)
+        filename = shell.compile.cache(code, shell.execution_count, raw_code=cell)
+        tree = ast.parse(code, filename=filename)
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr) and not code.rstrip().endswith(";"):
+            last = ast.Expression(tree.body.pop().value)
+        exec(compile(tree, filename, "exec", dont_inherit=True), shell.user_ns)
+        if last is not None:
+            return eval(compile(last, filename, "eval", dont_inherit=True), shell.user_ns)
+        return None
+
+    def _pull(self, df: Any, args: PullArgs) -> Any:
+        __tracebackhide__ = True
+        with spark_errors():
+            return pull(df, args)
+
+    def _keep_local(self, name: str, frame: Any, *, quiet: bool) -> None:
+        """Store a pulled pandas frame: always for %%local, in the user namespace unless that
+        holds a Spark DataFrame of the same name (which plain cells keep seeing)."""
+        self.local_ns[name] = frame
+        if is_spark_dataframe(self.user_ns.get(name)):
+            if not quiet:
+                print(f"{name} stays the Spark DataFrame in plain and %%spark cells; %%local cells see the pandas copy.")
+        else:
+            self.user_ns[name] = frame
+
+    def _local_value(self, name: str) -> Any:
+        """What a %%local cell would see under ``name``."""
+        current = self.user_ns.get(name, _MISSING)
+        if name in self.local_ns and (current is _MISSING or is_spark_dataframe(current)):
+            return self.local_ns[name]
+        if current is _MISSING:
+            raise UsageError(f"no local variable named {name}")
+        return current
+
+    # -- %%sql -------------------------------------------------------------------------------
+    @cell_magic
+    def sql(self, line: str, cell: str = "") -> Any:
+        """%%sql [-o VAR] [-q] [-m take|sample] [-n N] [-r F]: run Spark SQL, show it as a table."""
+        __tracebackhide__ = True
+        args = parse_sql_args(line)
+        query = (cell or "").strip()
+        if not query:
+            raise UsageError("%%sql: the cell must hold a SQL statement")
+        spark = self._spark()
+        with spark_errors():
+            df = spark.sql(query)
+        if args.quiet and not args.output:
+            return None
+        frame = self._pull(df, args)
+        if args.output:
+            self._keep_local(args.output, frame, quiet=args.quiet)
+        if args.quiet or len(frame.columns) == 0:
+            return None
+        return frame
+
+    # -- %%spark / %%local -------------------------------------------------------------------
+    @cell_magic
+    def spark(self, line: str, cell: str = "") -> Any:
+        """%%spark [-o VAR] [-m ...] [-n N] [-r F]: run the cell as Python against `spark`."""
+        __tracebackhide__ = True
+        args = parse_spark_args(line)
+        if isinstance(self.user_ns.get("spark"), startup.SparkUnavailable) or "spark" not in self.user_ns:
+            self._spark()  # a clear sentence now rather than an AttributeError in the cell
+        value = self._run(cell)
+        if args.output:
+            obj = self.user_ns.get(args.output, _MISSING)
+            if is_spark_dataframe(obj):
+                self.local_ns[args.output] = self._pull(obj, args)
+            elif is_pandas_dataframe(obj):
+                self.local_ns[args.output] = obj
+            elif obj is _MISSING:
+                raise UsageError(f"%%spark -o {args.output}: the cell defined no variable named {args.output}")
+            else:
+                raise UsageError(
+                    f"%%spark -o {args.output}: {args.output} is a {type(obj).__name__}, not a Spark DataFrame"
+                )
+        return value
+
+    @cell_magic
+    def local(self, line: str, cell: str = "") -> Any:
+        """%%local: run the cell with the -o pandas copies visible under their names."""
+        __tracebackhide__ = True
+        ns = self.user_ns
+        shadowed: dict[str, Any] = {}
+        for name, frame in list(self.local_ns.items()):
+            current = ns.get(name, _MISSING)
+            if is_spark_dataframe(current):
+                shadowed[name] = current
+                ns[name] = frame
+        try:
+            return self._run(cell)
+        finally:
+            for name, spark_obj in shadowed.items():
+                now = ns.get(name, _MISSING)
+                if now is _MISSING:
+                    self.local_ns.pop(name, None)
+                elif now is not spark_obj:
+                    self.local_ns[name] = now
+                ns[name] = spark_obj
+
+    # -- %%send_to_spark ---------------------------------------------------------------------
+    @cell_magic
+    def send_to_spark(self, line: str, cell: str = "") -> None:
+        """%%send_to_spark -i VAR [-t str|df] [-n NAME] [-m MAXROWS]: local value to Spark."""
+        __tracebackhide__ = True
+        args = parse_send_args(line)
+        if (cell or "").strip():
+            raise UsageError("%%send_to_spark: takes no cell body; name the variable with -i")
+        value = self._local_value(args.input)
+        if args.vartype == "str":
+            if not isinstance(value, str):
+                raise UsageError(f"%%send_to_spark: {args.input} is a {type(value).__name__}, not a str (use -t df for pandas)")
+            self.user_ns[args.name] = value
+            return None
+        if not is_pandas_dataframe(value):
+            raise UsageError(f"%%send_to_spark: {args.input} is a {type(value).__name__}, not a pandas DataFrame")
+        frame = value if args.maxrows < 0 else value.head(args.maxrows)
+        spark = self._spark()
+        with spark_errors():
+            sdf = spark.createDataFrame(frame)
+        if args.name == args.input:
+            self.local_ns[args.name] = value  # %%local keeps seeing the pandas frame
+        self.user_ns[args.name] = sdf
+        return None
+
+    # -- %%configure -------------------------------------------------------------------------
+    @cell_magic
+    def configure(self, line: str, cell: str = "") -> None:
+        """%%configure [-f] {json}: Livy session settings; runtime Spark SQL conf applies now."""
+        __tracebackhide__ = True
+        force, body = parse_configure(line, cell)
+        spark = self._spark()
+
+        def is_runtime(key: str) -> bool:
+            if key.startswith("spark.sql."):
+                return True
+            try:
+                return bool(spark.conf.isModifiable(key))
+            except Exception:
+                return False
+
+        plan = plan_configure(body, is_runtime)
+        applied: dict[str, str] = {}
+        for key, value in plan.runtime.items():
+            try:
+                with spark_errors():
+                    spark.conf.set(key, value)
+                applied[key] = value
+            except startup.SparkUnavailableError:
+                raise
+            except SparkbookError:  # e.g. CANNOT_MODIFY_CONFIG: a static setting after all
+                plan.needs_driver.append((key, value, CONF_FIELDS.get(key, "spec.sparkConf")))
+        print(configure_message(plan, applied=applied, session=startup.session_name(), force=force))
+
+    # -- %%info and friends ------------------------------------------------------------------
+    def _executors(self, app_id: str, master: str | None) -> str | None:
+        """Running executors from the Spark UI's REST API: Spark Connect does not expose them."""
+        base = os.environ.get(startup.UI_ENV)
+        if not base or not app_id:
+            return None
+        url = f"{base.rstrip('/')}/api/v1/applications/{app_id}/executors"
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                data = json.load(resp)
+        except Exception:
+            return None
+        if (master or "").startswith("local"):
+            return "none (local mode: tasks run in the driver)"
+        executors = [e for e in data if e.get("id") != "driver" and e.get("isActive", True)]
+        cores = sum(int(e.get("totalCores", 0)) for e in executors)
+        return f"{len(executors)} running, {cores} cores"
+
+    @line_cell_magic
+    def info(self, line: str = "", cell: str | None = None) -> None:
+        """%%info: application id, Spark version, executors, Spark UI link."""
+        __tracebackhide__ = True
+        spark = self._spark()
+        with spark_errors():
+            settings = dict(spark.conf.getAll)  # one round trip for everything set
+            app_id = settings.get("spark.app.id") or spark.conf.get("spark.app.id")
+            version = spark.version
+            conf = settings.get
+            app_name = conf("spark.app.name")
+            dyn = (conf("spark.dynamicAllocation.enabled") or "false").lower() == "true"
+            if dyn:
+                bounds = (
+                    f"dynamic allocation {conf('spark.dynamicAllocation.minExecutors') or '0'}"
+                    f"..{conf('spark.dynamicAllocation.maxExecutors') or 'unbounded'}"
+                )
+            else:
+                inst = conf("spark.executor.instances")
+                bounds = f"{inst} fixed" if inst else "fixed"
+            sizes = f"executor {conf('spark.executor.cores') or '1'} cores / {conf('spark.executor.memory') or '1g'}"
+            master = conf("spark.master")
+        running = self._executors(app_id, master)
+        session = startup.session_name()
+        link = startup.ui_link()
+        rows = [
+            ("Application", f"{app_id}" + (f" ({app_name})" if app_name else "")),
+            ("Spark version", version),
+            ("Connect session", getattr(spark, "session_id", "?")),
+        ]
+        if session:
+            rows.append(("SparkSession", f"{session} (kubectl get sparksession {session})"))
+        if master:
+            rows.append(("Master", master))
+        rows.append(("Executors", f"{running + '; ' if running else ''}{bounds}; {sizes}"))
+        rows.append(("Spark UI", link or "unknown (SPARKBOOK_SPARK_UI is not set)"))
+        text = "\n".join(f"{k}: {v}" for k, v in rows)
+        cells = []
+        for k, v in rows:
+            value = html.escape(str(v))
+            if k == "Spark UI" and link:
+                value = f'<a href="{html.escape(link, quote=True)}" target="_blank">{html.escape(link)}</a>'
+            cells.append(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{value}</td></tr>")
+        from IPython.display import display
+
+        display({"text/plain": mask(text), "text/html": mask(f"<table>{''.join(cells)}</table>")}, raw=True)
+
+    @line_cell_magic
+    def help(self, line: str = "", cell: str | None = None) -> None:
+        """%%help: the magics, one line each."""
+        width = max(len(m) for m, _ in HELP)
+        print("\n".join(f"{m.ljust(width)}  {d}" for m, d in HELP))
+
+    @line_cell_magic
+    def logs(self, line: str = "", cell: str | None = None) -> None:
+        """%%logs: where the Spark logs are (Spark Connect does not serve them)."""
+        session = startup.session_name()
+        if session:
+            n = names.SessionNames(session)
+            print(
+                f"Spark Connect does not serve logs to the notebook. The driver log: `kubectl logs {n.driver_pod}` "
+                f"(-f to follow, --previous after a restart); executor logs: "
+                f"`kubectl logs -l {names.SESSION_LABEL}={session},{names.ROLE_LABEL}=executor`; "
+                "task errors and stderr links are also in the Spark UI (%%info)."
+            )
+        else:
+            print(
+                "Spark Connect does not serve logs to the notebook. The driver log: `kubectl logs <session>-driver` "
+                "for the SparkSession this notebook uses (`kubectl get sparksessions`)."
+            )
+
+    @cell_magic
+    def pretty(self, line: str, cell: str = "") -> Any:
+        """%%pretty: run the cell; df.show() tables in its output become HTML tables."""
+        __tracebackhide__ = True
+        from IPython.display import HTML, display
+        from IPython.utils.capture import capture_output
+
+        cap = capture_output(stdout=True, stderr=False, display=False)
+        captured = cap.__enter__()
+        try:
+            value = self._run(cell)
+        finally:
+            cap.__exit__(None, None, None)
+            for chunk in split_show_output(captured.stdout):
+                if isinstance(chunk, str):
+                    print(chunk)
+                else:
+                    display(HTML(table_html(*chunk)))
+        return value
+
+    @line_cell_magic
+    def cleanup(self, line: str = "", cell: str | None = None) -> None:
+        """%%cleanup: nothing to clean; sessions are SparkSession resources."""
+        parse_force("%%cleanup", line)
+        print(_sessions_are_resources())
+
+    @line_cell_magic
+    def delete(self, line: str = "", cell: str | None = None) -> None:
+        """%%delete: nothing to delete; sessions are SparkSession resources."""
+        parse_force("%%delete", line, session=True)
+        print(_sessions_are_resources())
+
+
+def _sessions_are_resources() -> str:
+    session = startup.session_name() or "<name>"
+    return (
+        "Nothing done: Spark sessions here are SparkSession resources managed by the Sparkbook operator, "
+        f"not Livy sessions. Stop this one with `kubectl patch sparksession {session} --type merge "
+        "-p '{\"spec\":{\"suspend\":true}}'` (suspending the NotebookServer does it too), or delete it with "
+        f"`kubectl delete sparksession {session}`."
+    )
+
+
+# Magics that take no cell body: IPython refuses a cell magic whose body is empty, but a
+# sparkmagic notebook has cells that are just "%%info". Such a cell gets a blank body.
+_BODILESS = re.compile(r"^%%(info|help|logs|cleanup|delete|send_to_spark|pretty|local|spark)\b")
+
+
+def allow_bodiless_cell(lines: list[str]) -> list[str]:
+    """IPython cleanup transformer: ``%%info`` alone becomes ``%%info`` + a blank body."""
+    if lines and _BODILESS.match(lines[0]) and not "".join(lines[1:]).strip():
+        first = lines[0] if lines[0].endswith("\n") else lines[0] + "\n"
+        return [first, " \n"]
+    return lines
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """Register the magics and the short-error display (idempotent)."""
+    if getattr(ip, "_sparkbook_magics", None) is None:
+        magics = SparkbookMagics(ip)
+        ip.register_magics(magics)
+        ip._sparkbook_magics = magics
+    cleanup = getattr(ip, "input_transformers_cleanup", None)
+    if cleanup is not None and allow_bodiless_cell not in cleanup:
+        cleanup.append(allow_bodiless_cell)
+    custom = tuple(getattr(ip, "custom_exceptions", ()) or ())
+    if not custom:
+        ip.set_custom_exc((SparkbookError,), _short_error_handler)
+    # Another extension owns the custom handler: our errors then show as ordinary (short) tracebacks.
