@@ -55,12 +55,24 @@ class NameConflict(Exception):
     """A child's name is held by an object this resource does not own."""
 
 
+class Transient(Exception):
+    """The API said two contradicting things in a row (409 on create, then 404): look again soon."""
+
+
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []) or [])
 
 
 def pod_hash(pod: dict[str, Any] | None) -> str | None:
     return ((pod or {}).get("metadata", {}).get("annotations") or {}).get(names.CONFIG_HASH)
+
+
+def pod_images(pod: dict[str, Any] | None) -> list[tuple[str, str]] | None:
+    """(container, image) pairs; the one field of a running pod that can be edited and matters."""
+    containers = ((pod or {}).get("spec") or {}).get("containers")
+    if not containers:
+        return None
+    return [(c.get("name", ""), c.get("image", "")) for c in containers]
 
 
 def _short_validation_error(error: ValidationError) -> str:
@@ -132,7 +144,7 @@ class Controller:
             except Exception as e:  # noqa: BLE001 - any failure is retried with backoff, never fatal
                 metrics.RECONCILES.labels(key[0], "error").inc()
                 delay = self.queue.retry(key)
-                level = logging.WARNING if isinstance(e, ApiError) else logging.ERROR
+                level = logging.WARNING if isinstance(e, (ApiError, Transient)) else logging.ERROR
                 log.log(level, "reconcile of %s/%s/%s failed (retry in %.1fs): %s", *key, delay, e,
                         exc_info=level == logging.ERROR)
             else:
@@ -165,8 +177,8 @@ class Controller:
                 return True
             # The name is taken by something our cache does not show (not labelled as ours).
             observed = await self.kube.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
-            if observed is None:  # gone meanwhile: the next pass creates it
-                return True
+            if observed is None:  # gone meanwhile: retried with backoff, not left to the next event
+                raise Transient(f"{child['kind']} {meta['name']} was reported both existing and missing")
             if not owned_by(observed, owner_uid):
                 raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
             if not create_only:
@@ -289,9 +301,12 @@ class Controller:
             await self.kube.delete("v1", "Pod", obs.namespace, pod["metadata"]["name"], uid=pod["metadata"].get("uid"))
             outcome.requeue = self._backoff_remaining(obs)
             return
-        if pod_hash(pod) != pod_hash(desired):
+        drifted = pod_images(pod) is not None and pod_images(pod) != pod_images(desired)
+        if pod_hash(pod) != pod_hash(desired) or drifted:
             message = (
-                f"the spec changed (generation {obs.generation}) in a way a running Spark driver cannot take: "
+                "the driver pod was edited by hand (its image differs from the spec): replacing it"
+                if drifted and pod_hash(pod) == pod_hash(desired)
+                else f"the spec changed (generation {obs.generation}) in a way a running Spark driver cannot take: "
                 "replacing the driver pod"
             )
             obs.replacing = message
@@ -332,7 +347,7 @@ class Controller:
                 return True
             observed = await self.kube.get("v1", "PersistentVolumeClaim", meta["namespace"], meta["name"])
             if observed is None:
-                return True
+                raise Transient(f"PersistentVolumeClaim {meta['name']} was reported both existing and missing")
         labels = observed.get("metadata", {}).get("labels") or {}
         if labels.get(names.NOTEBOOK_LABEL) != notebook:
             raise NameConflict(f"PersistentVolumeClaim {meta['name']!r} already exists and is not this notebook's")

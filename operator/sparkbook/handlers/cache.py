@@ -37,7 +37,9 @@ def trim(body: Any, kind: str) -> dict[str, Any]:
     out["metadata"] = {k: meta[k] for k in META_KEYS if k in meta}
     status = body.get("status") or {}
     if kind == "Pod":
-        out.pop("spec", None)  # pods are compared by their config hash, never field by field
+        # Pods are compared by their config hash; only the images can be edited in a running pod.
+        containers = (body.get("spec") or {}).get("containers") or []
+        out["spec"] = {"containers": [{"name": c.get("name"), "image": c.get("image")} for c in containers]}
         out["status"] = {k: status[k] for k in POD_STATUS_KEYS if k in status}
     elif kind == "Secret":
         out.pop("data", None)  # never keep secret values in memory longer than needed
