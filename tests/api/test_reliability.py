@@ -11,12 +11,11 @@ import base64
 import time
 from typing import Any
 
-import kmock
 import pytest
 import yaml
 
 from sparkbook import names
-from tests.api.conftest import ROOT, condition, kubelet_runs, operator_writes, settle, wait_for
+from tests.api.conftest import ROOT, condition, operator_writes, settle, wait_for
 
 GROUP = "sparkbook.io/v1alpha1"
 CHILDREN = [
