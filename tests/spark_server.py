@@ -31,7 +31,8 @@ from sparkbook.render import render_stream
 from sparkbook.settings import Settings
 
 STARTUP_TIMEOUT_S = 120.0
-SPARK_TEST_IP = "127.0.9.1"  # a loopback address of its own: the pod's ports, no clash with anything
+# A loopback address of its own (the pod's ports, no clash), distinct per test run on this machine.
+SPARK_TEST_IP = f"127.9.{(os.getpid() >> 8) & 255}.{(os.getpid() & 255) or 1}"
 LOG_TAIL_CHARS = 20_000
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.notebook import attached_session, notebook_children
 from sparkbook.build.session import session_children
 from sparkbook.kube import ApiError, Kube
+from sparkbook.recent import RecentWrites
 from sparkbook.settings import Settings
 from sparkbook.status import (
     NotebookObservation,
@@ -101,6 +102,24 @@ class Controller:
         # Last activity seen by the idle checks, by key; status reports it, nothing persists it.
         self.activity: dict[Key, str] = {}
         self._tokens: dict[tuple[str, str], str] = {}
+        self.recent = RecentWrites()
+
+    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The cache, corrected by what we wrote ourselves and it has not seen yet."""
+        return self.recent.view((kind, namespace, name), self.cache.get(kind, namespace, name))
+
+    async def _create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        created = await self.kube.create(obj)
+        self.recent.wrote(created)
+        return created
+
+    async def _apply(self, obj: dict[str, Any]) -> None:
+        self.recent.wrote(await self.kube.apply(obj))
+
+    async def _delete_pod(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        await self.kube.delete("v1", "Pod", meta["namespace"], meta["name"], uid=meta.get("uid"))
+        self.recent.deleted(pod, "Pod")
 
     # --- running -----------------------------------------------------------------------------
 
@@ -170,9 +189,9 @@ class Controller:
     async def _ensure(self, child: dict[str, Any], owner_uid: str, *, create_only: bool = False) -> bool:
         """Make one child match; True when it was missing. Raises NameConflict for squatters."""
         meta = child["metadata"]
-        observed = self.cache.get(child["kind"], meta["namespace"], meta["name"])
+        observed = self._get(child["kind"], meta["namespace"], meta["name"])
         if observed is None:
-            created = await self.kube.create(child)
+            created = await self._create(child)
             if created is not None:
                 return True
             # The name is taken by something our cache does not show (not labelled as ours).
@@ -182,12 +201,12 @@ class Controller:
             if not owned_by(observed, owner_uid):
                 raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
             if not create_only:
-                await self.kube.apply(child)  # ours after all (labels edited away): repair it
+                await self._apply(child)  # ours after all (labels edited away): repair it
             return False
         if not owned_by(observed, owner_uid):
             raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
         if not create_only and not is_subset(child, observed):
-            await self.kube.apply(child)
+            await self._apply(child)
         return False
 
     async def reconcile_session(self, namespace: str, name: str) -> Outcome:
@@ -196,7 +215,7 @@ class Controller:
             return Outcome()  # children go with it through their ownerReferences
         meta = body["metadata"]
         uid = meta["uid"]
-        previous = dict(body.get("status") or {})
+        previous = dict(self.recent.previous_status(("SparkSession", namespace, name), body.get("status") or {}))
         obs = SessionObservation(
             name=name, namespace=namespace, generation=meta.get("generation"), now=now_rfc3339(), previous=previous
         )
@@ -221,7 +240,7 @@ class Controller:
         obs.image = spec.image or self.settings.spark_image
         owner = {"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         n = names.SessionNames(name)
-        has_secret = self.cache.get("Secret", namespace, n.token_secret) is not None
+        has_secret = self._get("Secret", namespace, n.token_secret) is not None
         token = None if has_secret else secrets.token_urlsafe(32)
         children = session_children(
             owner=owner,
@@ -238,7 +257,7 @@ class Controller:
                 missing = await self._ensure(child, uid, create_only=child["kind"] == "Secret")
                 if missing:
                     obs.missing.append(f"{child['kind']} {child['metadata']['name']}")
-            pod = self.cache.get("Pod", namespace, n.driver_pod)
+            pod = self._get("Pod", namespace, n.driver_pod)
             if pod is not None and not owned_by(pod, uid):
                 raise NameConflict(f"Pod {n.driver_pod!r} already exists and is not owned by this resource")
             await self._reconcile_driver(spec, pod, desired_pod, obs, events, outcome)
@@ -246,7 +265,7 @@ class Controller:
             obs.stalled = ("NameConflict", f"{e}; delete or rename it, then the operator continues")
             # The squatter is not labelled as ours, so no watch event tells us when it goes.
             outcome.requeue = self.settings.stalled_retry_seconds
-        obs.driver = self.cache.get("Pod", namespace, n.driver_pod) or obs.driver
+        obs.driver = self._get("Pod", namespace, n.driver_pod) or obs.driver
         if obs.driver is not None and obs.driver.get("metadata", {}).get("uid") and not owned_by(obs.driver, uid):
             obs.driver = None
         obs.executors = [] if spec.suspend else self.cache.executors(namespace, name)
@@ -274,7 +293,7 @@ class Controller:
         terminating = bool(pod and pod["metadata"].get("deletionTimestamp"))
         if spec.suspend or desired is None:
             if pod is not None and not terminating:
-                await self.kube.delete("v1", "Pod", obs.namespace, pod["metadata"]["name"], uid=pod["metadata"].get("uid"))
+                await self._delete_pod(pod)
             return
         if pod is None:
             remaining = self._backoff_remaining(obs)
@@ -282,9 +301,13 @@ class Controller:
                 obs.waiting_backoff = f"replacing the failed driver in {remaining:.0f}s (restart {obs.restarts})"
                 outcome.requeue = remaining
                 return
-            created = await self.kube.create(desired)
+            created = await self._create(desired)
             if created is None:
-                raise NameConflict(f"Pod {desired['metadata']['name']!r} already exists and is not owned by this resource")
+                meta = desired["metadata"]
+                existing = await self.kube.get("v1", "Pod", meta["namespace"], meta["name"])
+                if existing is not None and not owned_by(existing, desired["metadata"]["ownerReferences"][0]["uid"]):
+                    raise NameConflict(f"Pod {meta['name']!r} already exists and is not owned by this resource")
+                raise Transient(f"Pod {meta['name']} exists but the cache has not seen it yet")
             # Report the new pod now rather than after its watch event: one status write, not two.
             obs.driver = created
             return
@@ -298,7 +321,7 @@ class Controller:
             obs.last_failure = reason
             obs.last_failure_time = obs.now
             events.append(("Warning", "DriverFailed", f"{message}; replacing it (restart {obs.restarts})"))
-            await self.kube.delete("v1", "Pod", obs.namespace, pod["metadata"]["name"], uid=pod["metadata"].get("uid"))
+            await self._delete_pod(pod)
             outcome.requeue = self._backoff_remaining(obs)
             return
         drifted = pod_images(pod) is not None and pod_images(pod) != pod_images(desired)
@@ -311,7 +334,7 @@ class Controller:
             )
             obs.replacing = message
             events.append(("Normal", "DriverReplacing", message))
-            await self.kube.delete("v1", "Pod", obs.namespace, pod["metadata"]["name"], uid=pod["metadata"].get("uid"))
+            await self._delete_pod(pod)
 
     async def _finish(
         self,
@@ -327,6 +350,7 @@ class Controller:
             await self.kube.patch_status(
                 body["apiVersion"], body["kind"], meta["namespace"], meta["name"], merge_patch(previous, status)
             )
+            self.recent.wrote_status((body["kind"], meta["namespace"], meta["name"]), status)
             if status["phase"] != previous.get("phase"):
                 ready = next(c for c in status["conditions"] if c["type"] == "Ready")
                 type_ = "Warning" if status["phase"] == "Failed" else "Normal"
@@ -341,9 +365,9 @@ class Controller:
         """The home PVC: ours by label (a retained claim has no owner), created once, then only its
         labels, ownership and size are kept in line (the rest of a claim's spec is immutable)."""
         meta = desired["metadata"]
-        observed = self.cache.get("PersistentVolumeClaim", meta["namespace"], meta["name"])
+        observed = self._get("PersistentVolumeClaim", meta["namespace"], meta["name"])
         if observed is None:
-            if await self.kube.create(desired) is not None:
+            if await self._create(desired) is not None:
                 return True
             observed = await self.kube.get("v1", "PersistentVolumeClaim", meta["namespace"], meta["name"])
             if observed is None:
@@ -354,7 +378,7 @@ class Controller:
         want_owned = bool(meta.get("ownerReferences"))
         size_ok = is_subset(desired["spec"]["resources"], observed.get("spec", {}).get("resources", {}))
         if owned_by(observed, owner_uid) != want_owned or not is_subset(meta.get("labels"), labels) or not size_ok:
-            await self.kube.apply(
+            await self._apply(
                 {
                     "apiVersion": "v1",
                     "kind": "PersistentVolumeClaim",
@@ -370,7 +394,7 @@ class Controller:
             return Outcome()
         meta = body["metadata"]
         uid = meta["uid"]
-        previous = dict(body.get("status") or {})
+        previous = dict(self.recent.previous_status(("NotebookServer", namespace, name), body.get("status") or {}))
         annotations = meta.get("annotations") or {}
         obs = NotebookObservation(
             name=name, namespace=namespace, generation=meta.get("generation"), now=now_rfc3339(), previous=previous
@@ -389,12 +413,12 @@ class Controller:
         n = names.NotebookNames(name)
         token_uid = None
         if obs.session_name:
-            obs.session = self.cache.get("SparkSession", namespace, obs.session_name)
-            secret = self.cache.get("Secret", namespace, names.SessionNames(obs.session_name).token_secret)
+            obs.session = self._get("SparkSession", namespace, obs.session_name)
+            secret = self._get("Secret", namespace, names.SessionNames(obs.session_name).token_secret)
             token_uid = (secret or {}).get("metadata", {}).get("uid")
         owner = {"apiVersion": body["apiVersion"], "kind": body["kind"],
                  "metadata": {"name": name, "namespace": namespace, "uid": uid}}
-        has_secret = self.cache.get("Secret", namespace, n.token_secret) is not None
+        has_secret = self._get("Secret", namespace, n.token_secret) is not None
         children = notebook_children(
             owner=owner,
             spec=spec,
@@ -410,7 +434,7 @@ class Controller:
         owned_session_pending = bool(
             obs.session_name == n.owned_session and token_uid is None and not obs.culled_at and not spec.suspend
         )
-        if owned_session_pending and self.cache.get("StatefulSet", namespace, n.statefulset) is None:
+        if owned_session_pending and self._get("StatefulSet", namespace, n.statefulset) is None:
             children = [c for c in children if c["kind"] != "StatefulSet"]
             obs.missing.append(f"StatefulSet {n.statefulset} (waiting for the SparkSession's token)")
         try:
@@ -431,8 +455,8 @@ class Controller:
         except NameConflict as e:
             obs.stalled = ("NameConflict", f"{e}; delete or rename it, then the operator continues")
             outcome.requeue = self.settings.stalled_retry_seconds
-        obs.statefulset = self.cache.get("StatefulSet", namespace, n.statefulset) or obs.statefulset
-        pod = self.cache.get("Pod", namespace, n.pod)
+        obs.statefulset = self._get("StatefulSet", namespace, n.statefulset) or obs.statefulset
+        pod = self._get("Pod", namespace, n.pod)
         obs.pod = pod if pod and (pod.get("metadata", {}).get("labels") or {}).get(names.NOTEBOOK_LABEL) == name else None
         return await self._finish(body, notebook_status(obs), previous, events, outcome)
 

@@ -4,6 +4,7 @@ loopback addresses that play the pods' IPs, probed by the real operator process.
 from __future__ import annotations
 
 import base64
+import os
 import json
 import threading
 import time
@@ -21,7 +22,8 @@ from tests.jupyter_server import running_jupyter
 pytestmark = pytest.mark.workload
 
 GROUP = "sparkbook.io/v1alpha1"
-NOTEBOOK_IP = "127.0.8.1"  # the notebook pod's IP: the operator probes <pod IP>:8888
+# The notebook pod's IP (the operator probes <pod IP>:8888), distinct per test run on this machine.
+NOTEBOOK_IP = f"127.8.{(os.getpid() >> 8) & 255}.{(os.getpid() & 255) or 1}"
 
 
 def annotations(obj: dict[str, Any] | None) -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from sparkbook import names
+from sparkbook.recent import trim
 
 MANAGED = {names.MANAGED_BY: names.MANAGED_BY_VALUE}
 
@@ -25,29 +26,6 @@ CHILDREN = [
     ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 ]
 CHILD_RESOURCES = [(g, v, p) for g, v, p, _ in CHILDREN]
-
-POD_STATUS_KEYS = ("phase", "podIP", "startTime", "conditions", "containerStatuses", "reason", "message")
-META_KEYS = ("name", "namespace", "uid", "labels", "annotations", "ownerReferences", "deletionTimestamp", "generation")
-
-
-def trim(body: Any, kind: str) -> dict[str, Any]:
-    """What the reconcilers compare, without managedFields and other bulk."""
-    meta = body.get("metadata", {})
-    out: dict[str, Any] = {k: v for k, v in body.items() if k not in ("metadata", "status")}
-    out["metadata"] = {k: meta[k] for k in META_KEYS if k in meta}
-    status = body.get("status") or {}
-    if kind == "Pod":
-        # Pods are compared by their config hash; only the images can be edited in a running pod.
-        containers = (body.get("spec") or {}).get("containers") or []
-        out["spec"] = {"containers": [{"name": c.get("name"), "image": c.get("image")} for c in containers]}
-        out["status"] = {k: status[k] for k in POD_STATUS_KEYS if k in status}
-    elif kind == "Secret":
-        out.pop("data", None)  # never keep secret values in memory longer than needed
-        out.pop("stringData", None)
-    elif status:
-        out["status"] = dict(status)
-    return dict(out)
-
 
 def _index_name(kind: str) -> str:
     return f"idx_{kind.lower()}"
