@@ -51,6 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         liveness=args.liveness,
         verbose=args.verbose,
         log_format=args.log_format,
+        leader_elect=args.leader_elect,
     )
 
 
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--standalone", action="store_true", help="no peering with other operator replicas")
     p.add_argument("--liveness", default=None, help="health endpoint, e.g. http://0.0.0.0:8080/healthz")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--leader-elect", action="store_true",
+                   help="several replicas: only the holder of the Lease sparkbook-operator reconciles")
     p.add_argument("--log-format", choices=["text", "json"], default=None,
                    help="log lines as text or JSON (default: SPARKBOOK_LOG_FORMAT, else text)")
     p.set_defaults(func=cmd_run)

@@ -39,6 +39,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "rolebindings",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     (names.API_VERSION, "SparkSession"): "sparksessions",
     (names.API_VERSION, "NotebookServer"): "notebookservers",
 }
@@ -127,8 +128,8 @@ class Kube:
         self,
         connection: Connection,
         *,
-        qps: float = 50.0,
-        burst: int = 100,
+        qps: float = 200.0,
+        burst: int = 400,
         retries: int = 6,
         backoff: float = 0.2,
         backoff_max: float = 10.0,
@@ -278,6 +279,17 @@ class Kube:
             if e.status == 409 and uid:  # a newer object holds the name now: not ours to delete
                 return False
             raise
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT with the object's resourceVersion: 409 when someone wrote it in between."""
+        meta = obj["metadata"]
+        return await self.request(
+            "PUT",
+            object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
+            params={"fieldManager": names.FIELD_MANAGER},
+            body=obj,
+            what=f"replace {obj['kind']}",
+        )
 
     async def patch_status(
         self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]

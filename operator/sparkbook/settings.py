@@ -28,6 +28,11 @@ class Settings(BaseModel):
     """Where the operator runs (POD_NAMESPACE); NetworkPolicies admit its pods from there only."""
     notebook_access_namespaces: list[str] = Field(default_factory=list)
     """Namespaces whose pods may reach notebooks (an ingress controller's, say)."""
+    leader_elect: bool = False
+    """Run several replicas: only the holder of the Lease `sparkbook-operator` reconciles."""
+    lease_seconds: float = 15.0
+    identity: str = ""
+    """This replica's name in the Lease (POD_NAME; host and PID otherwise)."""
     metrics_port: int = 9090
     """Prometheus /metrics; 0 turns it off."""
     idle_check_seconds: float = 60.0
@@ -40,6 +45,10 @@ class Settings(BaseModel):
         values: dict[str, object] = {}
         if env.get("SPARKBOOK_SPARK_IMAGE"):
             values["spark_image"] = env["SPARKBOOK_SPARK_IMAGE"]
+        if env.get("POD_NAME"):
+            values["identity"] = env["POD_NAME"]
+        if env.get("SPARKBOOK_LEADER_ELECT", "").lower() in ("1", "true", "yes"):
+            values["leader_elect"] = True
         if env.get("POD_NAMESPACE"):
             values["operator_namespace"] = env["POD_NAMESPACE"]
         if env.get("SPARKBOOK_NOTEBOOK_ACCESS_NAMESPACES"):
@@ -58,7 +67,13 @@ class Settings(BaseModel):
             ("SPARKBOOK_STALLED_RETRY_SECONDS", "stalled_retry_seconds"),
             ("SPARKBOOK_IDLE_CHECK_SECONDS", "idle_check_seconds"),
             ("SPARKBOOK_METRICS_PORT", "metrics_port"),
+            ("SPARKBOOK_LEASE_SECONDS", "lease_seconds"),
         ):
             if env.get(key):
                 values[field] = env[key]
-        return cls.model_validate(values)
+        settings = cls.model_validate(values)
+        if not settings.identity:
+            import socket
+
+            settings.identity = f"{socket.gethostname()}-{os.getpid()}"
+        return settings

@@ -421,7 +421,7 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[tuple[str,
     assert "Traceback" not in op.logs(), op.logs()[-5000:]
     # Every request was the operator's: the test drives the emulator in-process, not over HTTP.
     agents = {r.user_agent or "" for r in records}
-    assert all("kopf" in a or a == "sparkbook-operator" for a in agents), agents
+    assert all("kopf" in a or a.startswith("sparkbook-operator") for a in agents), agents
     yield {
         (r.group or "", r.plural + (f"/{r.subresource}" if r.subresource else ""), r.verb or "", r.namespace)
         for r in records
@@ -530,3 +530,27 @@ def test_namespaced_install_covers_the_namespaced_operator(traffic, namespaced_o
     assert {ns for *_, ns in requests} == {"team-a", None}
     assert {(g, r, v) for g, r, v, ns in requests if ns is None} <= KOPF_OPTIONAL
     assert {(g, r, v) for g, r, v, ns in requests if ns == "team-a"} - role == set()
+
+
+def test_leader_election_allows_replicas_with_a_lease_role_only(tmp_path):
+    objs = render({"replicaCount": 2, "leaderElection": {"enabled": True, "leaseSeconds": 10}})
+    deployment = the(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--leader-elect" in container["args"]
+    assert {"name": "SPARKBOOK_LEASE_SECONDS", "value": "10"} in container["env"]
+    (role,) = [o for o in find(objs, "Role") if o["metadata"]["name"].endswith("-leader-election")]
+    assert role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                              "verbs": ["create", "get", "update"]}]
+    # The default keeps one replica, no Lease and no such Role.
+    default = render()
+    assert "--leader-elect" not in the(default, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not [o for o in find(default, "Role") if o["metadata"]["name"].endswith("-leader-election")]
+
+
+def test_more_replicas_without_leader_election_are_refused():
+    import pytest
+
+    with pytest.raises(Exception, match="leaderElection"):
+        render({"replicaCount": 2})

@@ -14,6 +14,7 @@ from sparkbook import metrics, names
 from sparkbook.controller import Controller
 from sparkbook.handlers import cache as _cache
 from sparkbook.kube import Kube, connection_from_environment
+from sparkbook.leader import LeaderElector
 from sparkbook.settings import Settings
 
 log = logging.getLogger("sparkbook")
@@ -29,7 +30,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
     config = Settings.from_env()
-    kube = Kube(connection_from_environment())
+    kube = Kube(connection_from_environment(), user_agent=f"sparkbook-operator/{config.identity}")
     await kube.__aenter__()
     memo["kube"] = kube
     cache = _cache.KopfCache(kwargs)
@@ -40,15 +41,29 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
             metrics.serve(config.metrics_port, cache, lambda: kube.requests)
         except OSError as e:  # the operator still works; say loudly that nobody can scrape it
             log.error("cannot serve /metrics on port %d: %s", config.metrics_port, e)
-    await controller.start()
+    if config.leader_elect:
+        # Every replica watches (warm caches for a quick takeover); only the leader reconciles.
+        elector = LeaderElector(kube, namespace=config.operator_namespace or "default",
+                                identity=config.identity, lease_seconds=config.lease_seconds)
+        memo["elector"] = elector
+        memo["election"] = asyncio.create_task(elector.run(controller.start, controller.stop))
+    else:
+        await controller.start()
     log.info("sparkbook operator started: %d workers, spark image %s", config.workers, config.spark_image)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    election: asyncio.Task[None] | None = memo.get("election")
+    if election is not None:
+        election.cancel()
+        await asyncio.gather(election, return_exceptions=True)
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         await controller.stop()
+    elector: LeaderElector | None = memo.get("elector")
+    if elector is not None:
+        await elector.release()
     kube: Kube | None = memo.get("kube")
     if kube is not None:
         await kube.__aexit__(None, None, None)
@@ -99,6 +114,7 @@ def run(
     liveness: str | None = None,
     verbose: bool = False,
     log_format: str | None = None,
+    leader_elect: bool = False,
 ) -> int:
     """`sparkbook run`: the operator in the foreground until SIGTERM."""
     handler = logging.StreamHandler()
@@ -110,6 +126,8 @@ def run(
     if not verbose:
         # One line per watch event ("Handler ... succeeded") drowns what the controller reports.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if leader_elect:
+        os.environ["SPARKBOOK_LEADER_ELECT"] = "true"
     settings = Settings.from_env()
     watch = namespaces or settings.namespaces
     asyncio.run(
