@@ -24,6 +24,7 @@ from sparkbook.build.launch import (
     SERVER_TOKEN_ENV,
     connect_server_command,
     connect_url,
+    local_server_environment,
     loopback_conf,
     parse_connect_server_command,
 )
@@ -136,13 +137,8 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
     )
     spark_home = _spark_home()
     argv = connect_server_command(conf=conf, spark_home=spark_home, app_name=app_name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
-    env.update(
-        SPARK_HOME=spark_home,  # else a stray $SPARK_HOME would pick another Spark
-        SPARK_LOCAL_IP=host,  # the UI binds here too
-        SPARK_CONF_DIR=str(work / "conf"),  # empty: no spark-defaults.conf from the host
-        **{SERVER_TOKEN_ENV: token},
-    )
+    env = local_server_environment(os.environ, spark_home=spark_home, host=host, conf_dir=str(work / "conf"),
+                                   token=token)
     (work / "conf").mkdir()
     log_path = work / "server.log"
     started = time.monotonic()

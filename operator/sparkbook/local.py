@@ -29,9 +29,9 @@ from sparkbook import names
 from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.launch import (
-    SERVER_TOKEN_ENV,
     connect_server_command,
     connect_url,
+    local_server_environment,
     loopback_conf,
     parse_connect_server_command,
 )
@@ -145,9 +145,8 @@ def plan(
             host=HOST,
         )
         home = spark_home()
-        spark_env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
-        spark_env.update(SPARK_HOME=home, SPARK_LOCAL_IP=HOST, SPARK_CONF_DIR=str(workdir / "spark-conf"),
-                         **{SERVER_TOKEN_ENV: connect_token})
+        spark_env = local_server_environment(os.environ, spark_home=home, host=HOST,
+                                             conf_dir=str(workdir / "spark-conf"), token=connect_token)
         for var in session_spec.driver.env:
             if var.value is not None:
                 spark_env[var.name] = var.value

@@ -85,6 +85,29 @@ def condition(
     }
 
 
+def progress_conditions(
+    rec: tuple[bool, str, str],
+    stalled: tuple[str, str] | None,
+    *,
+    generation: int | None,
+    previous: list[dict[str, Any]],
+    now: str,
+) -> list[dict[str, Any]]:
+    """Reconciling and Stalled, as kstatus (Argo CD, Flux) reads them."""
+    return [
+        condition("Reconciling", rec[0], rec[1], rec[2], generation=generation, previous=previous, now=now),
+        condition(
+            "Stalled",
+            bool(stalled),
+            stalled[0] if stalled else "AsExpected",
+            stalled[1] if stalled else "the spec can be honoured",
+            generation=generation,
+            previous=previous,
+            now=now,
+        ),
+    ]
+
+
 @dataclass
 class SessionObservation:
     """Everything session_status() needs, gathered by the controller from its caches."""
@@ -192,16 +215,7 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
     gen = obs.generation
     conditions = [
         condition("Ready", is_ready, ready_reason, ready_msg, generation=gen, previous=previous_conditions, now=obs.now),
-        condition("Reconciling", rec[0], rec[1], rec[2], generation=gen, previous=previous_conditions, now=obs.now),
-        condition(
-            "Stalled",
-            bool(obs.stalled),
-            obs.stalled[0] if obs.stalled else "AsExpected",
-            obs.stalled[1] if obs.stalled else "the spec can be honoured",
-            generation=gen,
-            previous=previous_conditions,
-            now=obs.now,
-        ),
+        *progress_conditions(rec, obs.stalled, generation=gen, previous=previous_conditions, now=obs.now),
     ]
     driver_status: dict[str, Any] = {"restarts": obs.restarts}
     stopped = obs.suspend or bool(obs.idle_suspended_at)
@@ -327,18 +341,7 @@ def notebook_status(obs: NotebookObservation) -> dict[str, Any]:
     if obs.session_name:
         ok, sreason, smessage = _spark_condition(obs)
         conditions.append(condition("SparkReady", ok, sreason, smessage, generation=gen, previous=prev, now=obs.now))
-    conditions += [
-        condition("Reconciling", rec[0], rec[1], rec[2], generation=gen, previous=prev, now=obs.now),
-        condition(
-            "Stalled",
-            bool(obs.stalled),
-            obs.stalled[0] if obs.stalled else "AsExpected",
-            obs.stalled[1] if obs.stalled else "the spec can be honoured",
-            generation=gen,
-            previous=prev,
-            now=obs.now,
-        ),
-    ]
+    conditions += progress_conditions(rec, obs.stalled, generation=gen, previous=prev, now=obs.now)
     status: dict[str, Any] = {
         "phase": phase,
         "observedGeneration": gen,

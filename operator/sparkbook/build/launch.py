@@ -198,3 +198,17 @@ def loopback_conf(
         }
     )
     return local
+
+
+def local_server_environment(
+    base: Mapping[str, str], *, spark_home: str, host: str, conf_dir: str, token: str
+) -> dict[str, str]:
+    """The environment of a Connect server run on this machine (tests, `sparkbook local`).
+
+    Inherited SPARK_* / PYSPARK_* variables are dropped (a stray SPARK_HOME would pick another
+    Spark), the UI binds to `host` too (SPARK_LOCAL_IP), an empty conf dir keeps the host's
+    spark-defaults.conf out, and the token arrives as in the pod: by environment.
+    """
+    env = {k: v for k, v in base.items() if not k.startswith(("SPARK_", "PYSPARK_"))}
+    env.update(SPARK_HOME=spark_home, SPARK_LOCAL_IP=host, SPARK_CONF_DIR=conf_dir, **{SERVER_TOKEN_ENV: token})
+    return env
