@@ -64,6 +64,19 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []) or [])
 
 
+def ours_by_label(observed: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """A child that lost its ownerReference but still carries the labels we give it (and no other
+    controller claims it): ours, edited by hand, to be repaired rather than treated as a squatter."""
+    labels = observed.get("metadata", {}).get("labels") or {}
+    wanted = desired["metadata"].get("labels") or {}
+    owner_keys = (names.SESSION_LABEL, names.NOTEBOOK_LABEL)
+    if labels.get(names.MANAGED_BY) != names.MANAGED_BY_VALUE:
+        return False
+    if not any(k in wanted and labels.get(k) == wanted[k] for k in owner_keys):
+        return False
+    return not any(r.get("controller") for r in observed.get("metadata", {}).get("ownerReferences") or [])
+
+
 def pod_hash(pod: dict[str, Any] | None) -> str | None:
     return ((pod or {}).get("metadata", {}).get("annotations") or {}).get(names.CONFIG_HASH)
 
@@ -198,13 +211,16 @@ class Controller:
             observed = await self.kube.get(child["apiVersion"], child["kind"], meta["namespace"], meta["name"])
             if observed is None:  # gone meanwhile: retried with backoff, not left to the next event
                 raise Transient(f"{child['kind']} {meta['name']} was reported both existing and missing")
-            if not owned_by(observed, owner_uid):
+            if not owned_by(observed, owner_uid) and not ours_by_label(observed, child):
                 raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
             if not create_only:
-                await self._apply(child)  # ours after all (labels edited away): repair it
+                await self._apply(child)  # ours after all (labels or owner edited away): repair it
             return False
         if not owned_by(observed, owner_uid):
-            raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
+            if not ours_by_label(observed, child):
+                raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
+            await self._apply(child)  # its ownerReference was removed by hand: put it back
+            return False
         if not create_only and not is_subset(child, observed):
             await self._apply(child)
         return False

@@ -196,3 +196,28 @@ def test_name_squatting_on_a_notebook_child(emulator, operator, kubectl, namespa
                        what="Stalled")
     assert stalled["reason"] == "NameConflict" and "Service 'bob'" in stalled["message"]
     assert emulator.get("v1", "services", namespace, "bob")["spec"]["ports"][0]["port"] == 80
+
+
+def test_a_removed_owner_reference_is_put_back_with_one_write(emulator, operator, kubectl, namespace):
+    kubectl("apply", "-f", "-", input=session_yaml(namespace))
+    wait_for(lambda: converged(emulator, namespace), what="converged")
+    before = settle(lambda: len(operator_writes(emulator, namespace)), quiet=1.0)
+    kubectl("patch", "service", "analytics-ui", "-n", namespace, "--type=json",
+            "-p", '[{"op": "remove", "path": "/metadata/ownerReferences"}]')
+    wait_for(lambda: emulator.get("v1", "services", namespace, "analytics-ui")["metadata"].get("ownerReferences"),
+             what="ownerReference back")
+    repairs = [r for r in operator_writes(emulator, namespace)[before:] if r.plural == "services"]
+    assert [(r.method, r.name) for r in repairs] == [("PATCH", "analytics-ui")]
+    assert condition(session(emulator, namespace), "Stalled").get("status") == "False"
+
+
+def test_deleting_the_namespace_takes_everything_and_the_operator_lets_go(emulator, operator, kubectl, namespace):
+    kubectl("apply", "-f", "-", input=session_yaml(namespace))
+    wait_for(lambda: converged(emulator, namespace), what="converged")
+    kubectl("delete", "namespace", namespace, "--wait=false")
+    wait_for(lambda: emulator.get("v1", "namespaces", None, namespace) is None, timeout=30, what="namespace gone")
+    assert all(emulator.get(a, p, namespace, n) is None for a, p, n in CHILDREN)
+    writes = len(operator_writes(emulator, namespace))
+    time.sleep(2)
+    assert len(operator_writes(emulator, namespace)) == writes  # no retry loop against a gone namespace
+    assert operator.proc.poll() is None
