@@ -16,6 +16,7 @@ import random
 import ssl
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,22 +70,30 @@ def object_path(api_version: str, kind: str, namespace: str | None, name: str | 
 class TokenBucket:
     """Client-side rate limit, like client-go's QPS/burst."""
 
-    def __init__(self, qps: float, burst: int) -> None:
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.qps, self.burst = qps, burst
+        self.clock, self.sleep = clock, sleep
         self.tokens = float(burst)
-        self.stamp = time.monotonic()
+        self.stamp = clock()
         self.lock = asyncio.Lock()
 
     async def take(self) -> None:
         async with self.lock:
             while True:
-                now = time.monotonic()
+                now = self.clock()
                 self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.qps)
                 self.stamp = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                if self.tokens >= 1 - 1e-9:  # rounding must not turn a full token into an endless wait
+                    self.tokens = max(0.0, self.tokens - 1)
                     return
-                await asyncio.sleep((1 - self.tokens) / self.qps)
+                await self.sleep((1 - self.tokens) / self.qps)
 
 
 @dataclass

@@ -28,6 +28,9 @@ class Settings(BaseModel):
     """Where the operator runs (POD_NAMESPACE); NetworkPolicies admit its pods from there only."""
     notebook_access_namespaces: list[str] = Field(default_factory=list)
     """Namespaces whose pods may reach notebooks (an ingress controller's, say)."""
+    api_qps: float = 200.0
+    """Client-side limit on requests to the API server per second (a token bucket, like client-go)."""
+    api_burst: int = 400
     leader_elect: bool = False
     """Run several replicas: only the holder of the Lease `sparkbook-operator` reconciles."""
     lease_seconds: float = 15.0
@@ -68,6 +71,8 @@ class Settings(BaseModel):
             ("SPARKBOOK_IDLE_CHECK_SECONDS", "idle_check_seconds"),
             ("SPARKBOOK_METRICS_PORT", "metrics_port"),
             ("SPARKBOOK_LEASE_SECONDS", "lease_seconds"),
+            ("SPARKBOOK_API_QPS", "api_qps"),
+            ("SPARKBOOK_API_BURST", "api_burst"),
         ):
             if env.get(key):
                 values[field] = env[key]

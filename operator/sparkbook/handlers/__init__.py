@@ -30,7 +30,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     settings.watching.client_timeout = 660
     settings.networking.request_timeout = 60
     config = Settings.from_env()
-    kube = Kube(connection_from_environment(), user_agent=f"sparkbook-operator/{config.identity}")
+    kube = Kube(
+        connection_from_environment(),
+        qps=config.api_qps,
+        burst=config.api_burst,
+        user_agent=f"sparkbook-operator/{config.identity}",
+    )
     await kube.__aenter__()
     memo["kube"] = kube
     cache = _cache.KopfCache(kwargs)
