@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e clean
+.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ demo: venv ## a kind cluster with Sparkbook and the example notebook (needs Dock
 
 e2e: venv ## on a machine with Docker and kind
 	$(BIN)/python -m pytest -ra -m e2e tests/e2e
+
+bench: venv ## scale benchmark: the real operator against the emulator (make bench ARGS=--quick for a smoke run)
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -78,3 +78,43 @@ def test_oom_kill_behind_a_crash_loop_is_named():
     }])
     ready = _cond(notebook_status(_obs(statefulset=STS, pod=pod)), "Ready")
     assert ready["reason"] == "OOMKilled" and "more memory" in ready["message"]
+
+
+def _undeclared(value: Any, schema: dict[str, Any], path: str = "status") -> list[str]:
+    """Fields the API server would prune (not in the CRD's status schema)."""
+    out: list[str] = []
+    if isinstance(value, dict) and "properties" in schema:
+        for key, sub in value.items():
+            if key not in schema["properties"]:
+                out.append(f"{path}.{key}")
+            else:
+                out += _undeclared(sub, schema["properties"][key], f"{path}.{key}")
+    elif isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            out += _undeclared(item, schema["items"], f"{path}[{i}]")
+    return out
+
+
+def test_every_status_field_is_declared_in_the_crd():
+    """A field the CRD does not declare is pruned by the server, so the operator would see a
+    difference and write the status again on every pass (this happened with sparkUI)."""
+    from pathlib import Path
+
+    import yaml
+
+    from sparkbook.status import SessionObservation, session_status
+
+    crds = Path(__file__).resolve().parents[2] / "crds"
+    def status_schema(name: str) -> dict[str, Any]:
+        crd = yaml.safe_load((crds / name).read_text())
+        return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+
+    session = {"metadata": {}, "status": {"phase": "Running", "endpoints": {"connect": "sc://x"}}}
+    nb = notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="a", session=session,
+                              culled_at=None, last_activity=NOW))
+    assert _undeclared(nb, status_schema("notebookservers.sparkbook.io.yaml")) == []
+    ss = session_status(SessionObservation(
+        name="s", namespace="ns", generation=1, now=NOW, driver=_pod(), restarts=1, last_failure="OOMKilled",
+        last_failure_time=NOW, last_activity=NOW,
+        executors=[{"metadata": {"labels": {"spark-app-selector": "spark-1"}}, "status": {"phase": "Running"}}]))
+    assert _undeclared(ss, status_schema("sparksessions.sparkbook.io.yaml")) == []

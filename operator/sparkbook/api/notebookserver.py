@@ -108,7 +108,7 @@ class NotebookServerStatus(Model):
     token_secret: str | None = None
     """Secret holding the Jupyter token (key: token)."""
     spark_session: str | None = None
-    spark_ui: str | None = None
+    spark_ui: str | None = Field(None, alias="sparkUI")
     last_activity_time: str | None = None
     culled_at: str | None = None
 

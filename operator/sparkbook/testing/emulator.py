@@ -39,7 +39,7 @@ import aiohttp.web
 import attrs
 import kmock
 import yaml
-from kmock._internal import rendering
+from kmock._internal import dsl as _dsl, rendering
 
 from sparkbook.testing import _patch, _schema
 from sparkbook.testing._query import _age, jsonpath, match_fields, match_labels, \
@@ -279,6 +279,38 @@ class Emulator(kmock.KubernetesScaffold):
                 return_value = raw_response
         record.status = return_value.status
         return return_value
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        # kmock's own _handle decides whether a reaction sees the request with `request in view`,
+        # which replays *every earlier request* through the view's filters: O(requests so far) per
+        # request, so the emulator slowed down quadratically (60 ms per create after 300 requests).
+        # Same order and semantics; plain filter chains are checked on this request alone.
+        priorities = [payload.priorities for payload in self._payloads]
+        width = max((len(p) for p in priorities), default=0)
+        keys = [tuple(-p for p in prio) + (0,) * (width - len(prio)) for prio in priorities]
+        for index in sorted(range(len(keys)), key=keys.__getitem__):
+            payload = self._payloads[index]
+            if not payload._disabled.is_set() and self._sees(payload._source, request):
+                try:
+                    return await payload(request)
+                except rendering.ReactionMismatchError:  # either mismatch or depletion
+                    payload._disabled.set()
+                except NotImplementedError:  # matched, but non-actionable
+                    pass
+        raise NotImplementedError('no reaction matches the request')
+
+    def _sees(self, view: Any, request: rendering.Request) -> bool:
+        """`request in view`, without scanning the history when the view is only filters over us."""
+        node = view
+        while node is not self:
+            kind = type(node)
+            if kind is _dsl.Filter:
+                if not node.criteria(request):
+                    return False
+            elif kind is not _dsl.Priority:  # slices, groups, exclusions, streams: kmock's exact check
+                return request in view
+            node = node._source
+        return True
 
     def _parse_request(self, raw: aiohttp.web.BaseRequest, body: bytes, record: RequestRecord) -> rendering.Request:
         api = parse_api_path(raw.path)
