@@ -242,10 +242,12 @@ async def test_spark_query_moves_last_activity(
     await asyncio.sleep(0.05)  # a millisecond-resolution timestamp must be able to move
     assert await asyncio.to_thread(lambda: spark_client.range(1000).count()) == 1000
     probe = lambda: probe_spark(http, spark_connect_server.ui_url)  # noqa: E731
+    # The operation of the finished query is closed a moment after the client has its answer.
     after = await _until(
         probe,
-        lambda a: a.last_activity is not None and (before.last_activity is None or a.last_activity > before.last_activity),
-        5,
+        lambda a: a.last_activity is not None and not a.busy
+        and (before.last_activity is None or a.last_activity > before.last_activity),
+        15,
     )
     assert after.last_activity is not None
     assert before.last_activity is None or after.last_activity > before.last_activity, (before, after)
