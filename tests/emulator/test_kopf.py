@@ -71,5 +71,8 @@ def test_kopf_operator_reacts(emu, tmp_path: Path, monkeypatch):
     assert runner.exception is None
     kopf_writes = emu.writes(user_agent_contains='kopf')
     assert {r.verb for r in kopf_writes} >= {'patch', 'create'}
-    assert all(r.status and r.status < 400 for r in kopf_writes), [(r.path, r.status) for r in kopf_writes]
+    # kopf's patches of the widget may race its deletion: 404 (gone), 409 (changed meanwhile), 422
+    # (a finalizer added to an object being deleted, as the real server refuses). kopf expects those.
+    failed = [(r.path, r.status) for r in kopf_writes if not r.status or r.status >= 400]
+    assert all(status in (404, 409, 422) and path.endswith("/w1") for path, status in failed), failed
     assert not emu.handler.errors
