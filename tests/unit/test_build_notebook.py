@@ -129,3 +129,12 @@ def test_network_policies_admit_only_what_needs_in():
     # Notebook pods carry the label that lets them in, and only for their own session.
     sts = _children(spark={"sessionRef": {"name": "analytics"}})[("StatefulSet", "alice")]
     assert sts["spec"]["template"]["metadata"]["labels"][names.USES_SESSION_LABEL] == "analytics"
+
+
+def test_scheduling_settings_reach_the_notebook_pod():
+    tolerations = [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    sts = statefulset(owner=OWNER, spec=NotebookServerSpec.model_validate(
+        {"nodeSelector": {"pool": "notebooks"}, "tolerations": tolerations}), image="nb:1", running=True)
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"pool": "notebooks"} and pod["tolerations"] == tolerations
+    assert "affinity" not in pod

@@ -63,3 +63,15 @@ def container_security_context(uid: int) -> dict[str, Any]:
 
 def env_list(env: list[Any]) -> list[dict[str, Any]]:
     return [e.wire() for e in env]
+
+
+def scheduling(options: Any) -> dict[str, Any]:
+    """nodeSelector, tolerations and affinity of a pod, from any spec part that has them."""
+    out: dict[str, Any] = {}
+    if options.node_selector:
+        out["nodeSelector"] = dict(options.node_selector)
+    if options.tolerations:
+        out["tolerations"] = list(options.tolerations)
+    if options.affinity:
+        out["affinity"] = dict(options.affinity)
+    return out

@@ -7,7 +7,13 @@ from typing import Any
 
 from sparkbook import names
 from sparkbook.api.notebookserver import NotebookServerSpec
-from sparkbook.build.common import container_security_context, env_list, metadata, pod_security_context
+from sparkbook.build.common import (
+    container_security_context,
+    env_list,
+    metadata,
+    pod_security_context,
+    scheduling,
+)
 from sparkbook.build.network import notebook_network_policy
 from sparkbook.build.session import REDACTED
 
@@ -201,13 +207,8 @@ def statefulset(
             {"name": "startup", "configMap": {"name": n.startup}},
             {"name": "tmp", "emptyDir": {}},
         ],
+        **scheduling(spec),
     }
-    if spec.node_selector:
-        pod_spec["nodeSelector"] = dict(spec.node_selector)
-    if spec.tolerations:
-        pod_spec["tolerations"] = list(spec.tolerations)
-    if spec.affinity:
-        pod_spec["affinity"] = dict(spec.affinity)
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
     annotations = {}

@@ -11,7 +11,13 @@ import yaml
 from sparkbook import names
 from sparkbook.api.common import memory_mebibytes
 from sparkbook.api.sparksession import SparkSessionSpec
-from sparkbook.build.common import container_security_context, env_list, metadata, pod_security_context
+from sparkbook.build.common import (
+    container_security_context,
+    env_list,
+    metadata,
+    pod_security_context,
+    scheduling,
+)
 from sparkbook.build.launch import connect_server_command
 from sparkbook.build.network import session_network_policy
 from sparkbook.build.spark import spark_conf
@@ -53,17 +59,6 @@ def _tmp_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return volumes, mounts
 
 
-def _scheduling(options: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if options.node_selector:
-        out["nodeSelector"] = dict(options.node_selector)
-    if options.tolerations:
-        out["tolerations"] = list(options.tolerations)
-    if options.affinity:
-        out["affinity"] = dict(options.affinity)
-    return out
-
-
 def executor_pod_template(*, name: str, spec: SparkSessionSpec) -> dict[str, Any]:
     """The pod template Spark starts executors from: restricted security, scheduling from the spec."""
     volumes, mounts = _tmp_volumes()
@@ -80,7 +75,7 @@ def executor_pod_template(*, name: str, spec: SparkSessionSpec) -> dict[str, Any
         "securityContext": pod_security_context(names.SPARK_UID),
         "containers": [container],
         "volumes": volumes,
-        **_scheduling(spec.executor),
+        **scheduling(spec.executor),
     }
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
@@ -173,7 +168,7 @@ def driver_pod(*, owner: dict[str, Any], spec: SparkSessionSpec, image: str) -> 
         "securityContext": pod_security_context(names.SPARK_UID),
         "containers": [container],
         "volumes": volumes,
-        **_scheduling(spec.driver),
+        **scheduling(spec.driver),
     }
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
