@@ -8,7 +8,7 @@ import datetime
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
 class Cache(Protocol):
-    """Read-only view of what the watches have seen (kopf indexes in the operator)."""
+    """Read-only view of what the watches have seen (sparkbook.informer.Caches in the operator)."""
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None: ...
 
@@ -105,8 +105,16 @@ class Outcome:
 
 
 class Controller:
-    def __init__(self, kube: Kube, settings: Settings, cache: Cache) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        cache: Cache,
+        *,
+        synced: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.kube = kube
+        self.synced = synced
         self.settings = settings
         self.cache = cache
         self.queue: WorkQueue[Key] = WorkQueue()
@@ -145,7 +153,20 @@ class Controller:
         for notebook in self.cache.notebooks_for_session(namespace, session):
             self.enqueue("NotebookServer", namespace, notebook)
 
+    def executors_changed(self, namespace: str, session: str) -> None:
+        """Executor pods came or went: their session looks again soon, once for the whole batch."""
+        self.queue.add_after(("SparkSession", namespace, session), self.settings.executor_batch_seconds)
+
     async def start(self) -> None:
+        """Start reconciling once the caches are complete (without waiting for that here)."""
+        self._tasks.append(asyncio.create_task(self._run(), name="sparkbook-controller"))
+
+    async def _run(self) -> None:
+        if self.synced is not None:
+            started = time.monotonic()
+            await self.synced()
+            log.info("caches synced in %.1fs; reconciling %d queued resources",
+                     time.monotonic() - started, len(self.queue))
         for i in range(self.settings.workers):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"sparkbook-worker-{i}"))
         self._tasks.append(asyncio.create_task(self._resync(), name="sparkbook-resync"))
@@ -153,7 +174,7 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.close()
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()

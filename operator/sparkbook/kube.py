@@ -16,7 +16,7 @@ import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,10 @@ RETRYABLE = {429, 500, 502, 503, 504}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+class Gone(Exception):
+    """410: the resourceVersion (or continue token) is older than what the server still has."""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, reason: str, message: str, body: dict[str, Any] | None = None) -> None:
         super().__init__(f"{status} {reason}: {message}")
@@ -59,7 +63,10 @@ class ApiError(Exception):
 
 
 def object_path(api_version: str, kind: str, namespace: str | None, name: str | None = None) -> str:
-    plural = PLURALS[(api_version, kind)]
+    return plural_path(api_version, PLURALS[(api_version, kind)], namespace, name)
+
+
+def plural_path(api_version: str, plural: str, namespace: str | None, name: str | None = None) -> str:
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     if namespace:
         base += f"/namespaces/{namespace}"
@@ -354,3 +361,89 @@ class Kube:
             await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event, what="event")
         except ApiError as e:
             log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], e)
+
+    # --- reading collections (the informers) ------------------------------------------------
+
+    async def list(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        limit: int = 500,
+        continue_: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a LIST; raises Gone when the continue token has expired."""
+        params = {"limit": str(limit)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if continue_:
+            params["continue"] = continue_
+        try:
+            return await self.request("GET", plural_path(api_version, plural, namespace), params=params,
+                                      what=f"list {plural}")
+        except ApiError as e:
+            if e.status == 410:
+                raise Gone(e.message) from e
+            raise
+
+    async def watch(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events from `resource_version` on (with bookmarks) until the server ends the stream.
+
+        Raises Gone when the server no longer has that resourceVersion (HTTP 410 or an ERROR event
+        with code 410), ApiError for other refusals, and aiohttp/timeout errors when the
+        connection breaks; the caller resumes or relists. One token of the rate limit per stream.
+        """
+        assert self.session is not None, "use `async with Kube(...)`"
+        params = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout_seconds),
+        }
+        if label_selector:
+            params["labelSelector"] = label_selector
+        self.requests[("GET", f"watch {plural}")] += 1
+        await self.bucket.take()
+        async with self.session.request(
+            "GET",
+            self.connection.server + plural_path(api_version, plural, namespace),
+            params=params,
+            headers=self._headers(None),
+            # No total deadline: the server ends the stream after timeoutSeconds; a silent one is dead.
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 30),
+        ) as response:
+            if response.status >= 400:
+                text = await response.text()
+                try:
+                    payload = json.loads(text)
+                except ValueError:
+                    payload = {"message": text}
+                if response.status == 410:
+                    raise Gone(str(payload.get("message", text)))
+                raise ApiError(response.status, str(payload.get("reason", response.reason)),
+                               str(payload.get("message", text)), payload)
+            buffer = b""
+            async for chunk in response.content.iter_any():
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        if status.get("code") == 410:
+                            raise Gone(str(status.get("message", "")))
+                        raise ApiError(int(status.get("code") or 500), str(status.get("reason", "")),
+                                       str(status.get("message", "")), status)
+                    yield event

@@ -11,9 +11,9 @@ from sparkbook import names
 
 class Settings(BaseModel):
     spark_image: str = names.DEFAULT_SPARK_IMAGE
+    """Image of drivers and executors when a SparkSession names none."""
     notebook_image: str = Field(default_factory=names.default_notebook_image)
     """Image of notebook servers when a NotebookServer names none."""
-    """Image of drivers and executors when a SparkSession names none."""
     namespaces: list[str] = Field(default_factory=list)
     """Namespaces to watch; empty means the whole cluster."""
     workers: int = 4
@@ -24,6 +24,10 @@ class Settings(BaseModel):
     """First delay before a failed driver is replaced; doubles up to restart_backoff_max_seconds."""
     restart_backoff_max_seconds: float = 300.0
     stalled_retry_seconds: float = 30.0
+    """How often a resource stalled on something outside its own objects is looked at again."""
+    executor_batch_seconds: float = 2.0
+    """Executor pods come and go in bursts under dynamic allocation: their session's status is
+    brought up to date at most this often for them (its own changes are handled at once)."""
     operator_namespace: str | None = None
     """Where the operator runs (POD_NAMESPACE); NetworkPolicies admit its pods from there only."""
     notebook_access_namespaces: list[str] = Field(default_factory=list)
@@ -40,7 +44,6 @@ class Settings(BaseModel):
     """Prometheus /metrics; 0 turns it off."""
     idle_check_seconds: float = 60.0
     """How often running notebooks and idle-limited sessions are asked for activity."""
-    """How often a resource stalled on something outside its own objects is looked at again."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -68,6 +71,7 @@ class Settings(BaseModel):
             ("SPARKBOOK_RESTART_BACKOFF_SECONDS", "restart_backoff_seconds"),
             ("SPARKBOOK_RESTART_BACKOFF_MAX_SECONDS", "restart_backoff_max_seconds"),
             ("SPARKBOOK_STALLED_RETRY_SECONDS", "stalled_retry_seconds"),
+            ("SPARKBOOK_EXECUTOR_BATCH_SECONDS", "executor_batch_seconds"),
             ("SPARKBOOK_IDLE_CHECK_SECONDS", "idle_check_seconds"),
             ("SPARKBOOK_METRICS_PORT", "metrics_port"),
             ("SPARKBOOK_LEASE_SECONDS", "lease_seconds"),

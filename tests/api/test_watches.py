@@ -1,6 +1,5 @@
-"""Dropped watch streams: the operator resumes its watches and misses nothing.
-
-(410 Gone on resume is the emulator's: tests/emulator/test_lists_watches.py; kopf relists on it.)"""
+"""Dropped watch streams and 410 Gone: the operator resumes its watches, relists when the server
+has forgotten where it was, and misses nothing. (The informer itself: tests/api/test_informer.py.)"""
 
 from __future__ import annotations
 
@@ -46,11 +45,46 @@ def test_dropped_watches_are_resumed(small_history, tmp_path):
         emu.create(doc)
         wait_for(lambda: max_executors_on_driver(emu) == "10", timeout=30, what="converged")
 
-        # 1. Every watch stream is cut: kopf resumes from its last resourceVersion.
+        # Every watch stream is cut: the informers resume from their last resourceVersion.
         drop_watches(emu)
         emu.patch(GROUP, "sparksessions", "default", "analytics", {"spec": {"dynamicAllocation": {"maxExecutors": 6}}})
         wait_for(lambda: max_executors_on_driver(emu) == "6", timeout=30, what="change seen after a dropped watch")
 
+        assert op.proc.poll() is None
+    finally:
+        op.stop()
+
+
+def operator_lists(emu: EmulatorThread, since: int = 0) -> int:
+    return sum(1 for r in emu.requests[since:] if r.verb == "list" and "sparkbook-operator" in (r.user_agent or ""))
+
+
+def test_gone_on_resume_relists_and_converges(small_history, tmp_path):
+    emu, kubeconfig = small_history
+    op = Operator(kubeconfig, tmp_path / "operator.log").start()
+    try:
+        doc = yaml.safe_load((ROOT / "examples" / "sparksession.yaml").read_text())
+        doc["metadata"]["namespace"] = "default"
+        emu.create(doc)
+        wait_for(lambda: max_executors_on_driver(emu) == "10", timeout=30, what="converged")
+        wait_for(lambda: emu.get("v1", "services", "default", "analytics-ui"), what="UI Service")
+        lists_before = operator_lists(emu)
+        assert lists_before == 12  # one per watched kind at start, nothing since
+
+        # The server compacts its history and cuts the watches; meanwhile a child is deleted by hand
+        # and the spec changes. Resumed from before the compaction, the watches get 410 Gone.
+        mark = len(emu.requests)
+        emu.compact()
+        emu.delete("v1", "services", "default", "analytics-ui")
+        emu.patch(GROUP, "sparksessions", "default", "analytics", {"spec": {"dynamicAllocation": {"maxExecutors": 6}}})
+        wait_for(lambda: max_executors_on_driver(emu) == "6", timeout=30, what="spec change applied")
+        wait_for(lambda: emu.get("v1", "services", "default", "analytics-ui"), timeout=30, what="Service back")
+        relisted = operator_lists(emu, mark)
+        assert relisted >= 1, "no informer relisted after 410 Gone"
+        gone = [r for r in emu.requests[mark:] if r.verb == "watch" and "sparkbook-operator" in (r.user_agent or "")
+                and int(r.query.get("resourceVersion") or 0) < emu.handler._compacted]
+        assert gone, "no watch resumed from before the compaction"
+        assert "relisting" in op.logs() or "listing again" in op.logs()
         assert op.proc.poll() is None
     finally:
         op.stop()

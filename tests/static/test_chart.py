@@ -322,13 +322,14 @@ def test_checkov_finds_nothing(tmp_path):
 
 # Every permission the chart grants, derived from the code, with the reason. (group, resource, verb).
 K = "sparkbook-operator"   # sparkbook.kube.Kube (User-Agent sparkbook-operator)
-KOPF = "kopf"              # kopf's watches and its own Events
+INF = "informer"           # sparkbook.informer: LIST + WATCH of every kind the operator reads
+KOPF = "kopf"              # kopf's resource observer (it scans CRDs even with no resource handlers)
 ESC = "escalation"         # held only because the driver Role grants it (RBAC escalation prevention)
 ADM = "admission"          # OwnerReferencesPermissionEnforcement: blockOwnerDeletion on children
 WATCHED = ["pods", "services", "serviceaccounts", "secrets", "configmaps", "persistentvolumeclaims"]
 DERIVED: dict[tuple[str, str, str], str] = {
-    **{("", r, v): KOPF for r in WATCHED for v in ("list", "watch")},
-    **{(g, r, v): KOPF for g, r in [("rbac.authorization.k8s.io", "roles"),
+    **{("", r, v): INF for r in WATCHED for v in ("list", "watch")},
+    **{(g, r, v): INF for g, r in [("rbac.authorization.k8s.io", "roles"),
                                      ("rbac.authorization.k8s.io", "rolebindings"), ("apps", "statefulsets"),
                                      ("networking.k8s.io", "networkpolicies"),
                                      ("sparkbook.io", "sparksessions"), ("sparkbook.io", "notebookservers")]
@@ -506,7 +507,7 @@ def test_namespaced_install_covers_the_namespaced_operator(traffic, namespaced_o
     """`watchNamespaces`: the operator (SPARKBOOK_NAMESPACES, as the chart sets it) makes only
     requests in its namespaces that the Role there allows, plus kopf's optional cluster scans."""
     role = flatten(the([o for o in namespaced_objs if o["metadata"]["namespace"] == "team-a"], "Role")["rules"])
-    # What the cluster-wide run needed, the Role grants (kopf then lists per namespace instead).
+    # What the cluster-wide run needed, the Role grants (the informers then list per namespace instead).
     assert {(g, r, v) for g, r, v, _ in traffic} - KOPF_OPTIONAL - role == set()
 
     with EmulatorThread(crds=sorted((ROOT / "crds").glob("*.yaml"))) as emu:

@@ -55,7 +55,7 @@ Used by the ClusterRole (cluster-wide install) and by the Role in each watched n
 No wildcards, and never `escalate`, `bind` or `impersonate`.
 */}}
 {{- define "sparkbook.namespacedRules" -}}
-# The custom resources: kopf lists and watches them; the operator creates and server-side-applies
+# The custom resources: the operator's informers list and watch them; the operator creates and server-side-applies
 # the SparkSession a NotebookServer owns (`get` after a 409 on create), and merge-patches the
 # culled-at / idle-suspended-at annotations.
 - apiGroups: ["sparkbook.io"]
@@ -74,7 +74,7 @@ No wildcards, and never `escalate`, `bind` or `impersonate`.
 - apiGroups: ["sparkbook.io"]
   resources: ["sparksessions/finalizers", "notebookservers/finalizers"]
   verbs: ["update"]
-# Pods: kopf watches drivers, executors and notebook pods; the operator creates and deletes
+# Pods: the informers watch drivers, executors and notebook pods; the operator creates and deletes
 # driver pods. get, patch and deletecollection are never called by the operator itself: the
 # operator creates a Role for each Spark driver granting exactly these verbs (Spark creates and
 # deletes its executors), and Kubernetes RBAC escalation prevention only lets it grant

@@ -1,4 +1,5 @@
-"""Thin kopf glue: watches fill the caches and queue keys; the Controller does the work."""
+"""Thin glue: kopf runs the process; the informers fill the caches and queue keys; the
+Controller does the work."""
 
 from __future__ import annotations
 
@@ -12,23 +13,40 @@ import kopf
 
 from sparkbook import metrics, names
 from sparkbook.controller import Controller
-from sparkbook.handlers import cache as _cache
+from sparkbook.informer import Caches
 from sparkbook.kube import Kube, connection_from_environment
 from sparkbook.leader import LeaderElector
 from sparkbook.settings import Settings
 
 log = logging.getLogger("sparkbook")
 
-MANAGED = {names.MANAGED_BY: names.MANAGED_BY_VALUE}
+
+def route(controller: Controller, etype: str, kind: str, new: dict[str, Any] | None,
+          old: dict[str, Any] | None) -> None:
+    """Which resources look again after a change seen by a watch."""
+    same_labels = new is not None and old is not None and (
+        new["metadata"].get("labels") == old["metadata"].get("labels"))
+    for obj in [new] if same_labels else [o for o in (new, old) if o is not None]:
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        labels = meta.get("labels") or {}
+        if kind == "SparkSession":
+            controller.session_changed(namespace, name)
+        elif kind == "NotebookServer":
+            controller.enqueue("NotebookServer", namespace, name)
+        elif kind == "Pod" and labels.get(names.ROLE_LABEL) == "executor":
+            if labels.get(names.SESSION_LABEL):  # dynamic allocation: batched, not one pass per pod
+                controller.executors_changed(namespace, labels[names.SESSION_LABEL])
+            continue
+        elif labels.get(names.SESSION_LABEL):
+            controller.session_changed(namespace, labels[names.SESSION_LABEL])
+        if labels.get(names.NOTEBOOK_LABEL):  # a notebook's child, or the session a notebook owns
+            controller.enqueue("NotebookServer", namespace, labels[names.NOTEBOOK_LABEL])
 
 
 @kopf.on.startup()
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
-    # Our own Events say what happened; kopf's per-handler chatter would only add writes.
-    settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 600
-    settings.watching.client_timeout = 660
-    settings.networking.request_timeout = 60
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.level = logging.WARNING  # our own Events say what happened
     config = Settings.from_env()
     kube = Kube(
         connection_from_environment(),
@@ -38,12 +56,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     )
     await kube.__aenter__()
     memo["kube"] = kube
-    cache = _cache.KopfCache(kwargs)
-    controller = Controller(kube, config, cache)
+    caches = Caches()
+    informers = caches.informers(kube, config.namespaces, lambda *change: route(controller, *change))
+
+    async def synced() -> None:
+        await asyncio.gather(*(i.synced.wait() for i in informers))
+
+    controller = Controller(kube, config, caches, synced=synced)
     memo["controller"] = controller
+    memo["informers"] = [asyncio.create_task(i.run(), name=repr(i)) for i in informers]
     if config.metrics_port:
         try:
-            metrics.serve(config.metrics_port, cache, lambda: kube.requests)
+            metrics.serve(config.metrics_port, caches, lambda: kube.requests)
         except OSError as e:  # the operator still works; say loudly that nobody can scrape it
             log.error("cannot serve /metrics on port %d: %s", config.metrics_port, e)
     if config.leader_elect:
@@ -66,35 +90,16 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         await controller.stop()
+    tasks: list[asyncio.Task[None]] = memo.get("informers") or []
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     elector: LeaderElector | None = memo.get("elector")
     if elector is not None:
         await elector.release()
     kube: Kube | None = memo.get("kube")
     if kube is not None:
         await kube.__aexit__(None, None, None)
-
-
-@kopf.on.event(names.GROUP, names.VERSION, "sparksessions")
-def session_event(namespace: str, name: str, labels: dict[str, str], memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].session_changed(namespace, name)
-    if labels.get(names.NOTEBOOK_LABEL):  # a session owned by a notebook
-        memo["controller"].enqueue("NotebookServer", namespace, labels[names.NOTEBOOK_LABEL])
-
-
-@kopf.on.event(names.GROUP, names.VERSION, "notebookservers")
-def notebook_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo["controller"].enqueue("NotebookServer", namespace, name)
-
-
-def _owner_event(labels: dict[str, str], namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    if labels.get(names.SESSION_LABEL):
-        memo["controller"].session_changed(namespace, labels[names.SESSION_LABEL])
-    if labels.get(names.NOTEBOOK_LABEL):
-        memo["controller"].enqueue("NotebookServer", namespace, labels[names.NOTEBOOK_LABEL])
-
-
-for _group, _version, _plural in _cache.CHILD_RESOURCES:
-    kopf.on.event(_group, _version, _plural, labels=MANAGED, id="owner-event")(_owner_event)
 
 
 class JsonFormatter(logging.Formatter):
@@ -128,9 +133,6 @@ def run(
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
-    if not verbose:
-        # One line per watch event ("Handler ... succeeded") drowns what the controller reports.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if leader_elect:
         os.environ["SPARKBOOK_LEADER_ELECT"] = "true"
     settings = Settings.from_env()

@@ -206,6 +206,7 @@ class Emulator(kmock.KubernetesScaffold):
     _applied: dict[tuple[str, str, str], set[tuple[Any, ...]]] = attrs.field(factory=dict, init=False)
     _orphaning: set[str] = attrs.field(factory=set, init=False)
     _loaded: bool = attrs.field(default=False, init=False)
+    _compacted: int = attrs.field(default=0, init=False)
 
     @_history.default
     def _history_default(self) -> collections.deque[_Event]:
@@ -1099,6 +1100,7 @@ class Emulator(kmock.KubernetesScaffold):
                 except ValueError:
                     raise _err(400, 'BadRequest', f'invalid resource version: {rv_param}')
                 floor = self._history[0].rv - 1 if len(self._history) == self._history.maxlen else 0
+                floor = max(floor, self._compacted)
                 if since < floor:
                     gone = {'type': 'ERROR', 'object': {
                         'kind': 'Status', 'apiVersion': 'v1', 'metadata': {}, 'status': 'Failure', 'code': 410,
@@ -1170,6 +1172,14 @@ class Emulator(kmock.KubernetesScaffold):
     def close_watches(self) -> None:
         for w in list(self._watchers):
             w.queue.put_nowait(None)
+
+    def compact(self) -> int:
+        """What etcd's compaction does to clients: every event up to now is forgotten and every
+        watch is cut, so a watch resumed from an older resourceVersion gets 410 Gone."""
+        self._compacted = self._rv
+        self._history.clear()
+        self.close_watches()
+        return self._compacted
 
     def _body(self, request: rendering.Request) -> Any:
         ctype = (request.headers.get('Content-Type') or '').split(';')[0].strip()
@@ -1487,6 +1497,14 @@ class EmulatorThread:
 
     def load(self, sources: Iterable[Path | str | dict[str, Any]]) -> None:
         self._call(self.handler.load(list(sources)))
+
+    def close_watches(self) -> None:
+        """Cut every watch stream (clients resume from their last resourceVersion)."""
+        self._call(self._sync(self.handler.close_watches))
+
+    def compact(self) -> int:
+        """Forget the event history and cut the watches: resumes from before now get 410 Gone."""
+        return self._call(self._sync(self.handler.compact))
 
     @property
     def requests(self) -> list[RequestRecord]:
