@@ -4,6 +4,13 @@ A small asyncio client over aiohttp: server-side apply with one field manager, c
 for things that must never be rewritten, deletes with UID preconditions, status patches and
 Events. Requests are rate-limited on the client side (token bucket) and retried with
 exponential backoff on 429/5xx and dropped connections, honouring Retry-After.
+
+The client-side limit follows what Kubernetes' API machinery now recommends (controller-runtime
+turned its limiter off by default in 2025; Flux and cert-manager do this detection): an API
+server with API Priority and Fairness (on since 1.20, GA in 1.29) protects itself and says so in
+the X-Kubernetes-PF-* headers of its answers, sending 429 with Retry-After when a priority level
+is saturated; then the token bucket is lifted and 429s pace the operator. Against a server
+without APF the bucket stays. An explicit SPARKBOOK_API_QPS always applies.
 """
 
 from __future__ import annotations
@@ -46,6 +53,8 @@ PLURALS: dict[tuple[str, str], str] = {
 }
 
 RETRYABLE = {429, 500, 502, 503, 504}
+APF_HEADER = "X-Kubernetes-PF-FlowSchema-UID"
+FALLBACK_QPS = 200.0  # the automatic limit until the server shows API Priority and Fairness
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -144,7 +153,7 @@ class Kube:
         self,
         connection: Connection,
         *,
-        qps: float = 200.0,
+        qps: float | None = None,
         burst: int = 400,
         retries: int = 6,
         backoff: float = 0.2,
@@ -152,7 +161,9 @@ class Kube:
         user_agent: str = "sparkbook-operator",
     ) -> None:
         self.connection = connection
-        self.bucket = TokenBucket(qps, burst)
+        # None: automatic (FALLBACK_QPS until APF is seen, then none); > 0: always; <= 0: never.
+        self.auto_limit = qps is None
+        self.bucket: TokenBucket | None = TokenBucket(qps or FALLBACK_QPS, burst) if qps is None or qps > 0 else None
         self.retries, self.backoff, self.backoff_max = retries, backoff, backoff_max
         self.user_agent = user_agent
         self.session: aiohttp.ClientSession | None = None
@@ -201,7 +212,8 @@ class Kube:
         self.requests[(method, what or path)] += 1
         attempt = 0
         while True:
-            await self.bucket.take()
+            if self.bucket is not None:
+                await self.bucket.take()
             delay: float | None = None
             try:
                 async with self.session.request(
@@ -211,6 +223,7 @@ class Kube:
                     data=data,
                     headers=self._headers(content_type),
                 ) as response:
+                    self._flow_control(response)
                     text = await response.text()
                     if response.status < 400:
                         return json.loads(text) if text else {}
@@ -236,6 +249,12 @@ class Kube:
                 delay = min(self.backoff_max, self.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
             log.debug("retrying %s %s in %.2fs (attempt %d)", method, path, delay, attempt)
             await asyncio.sleep(delay)
+
+    def _flow_control(self, response: aiohttp.ClientResponse) -> None:
+        if self.auto_limit and self.bucket is not None and response.headers.get(APF_HEADER):
+            self.bucket = None
+            log.info("the API server uses API Priority and Fairness: client-side rate limit off, "
+                     "its 429 answers (with Retry-After) pace the operator")
 
     # --- verbs -------------------------------------------------------------------------------
 
@@ -414,7 +433,8 @@ class Kube:
         if label_selector:
             params["labelSelector"] = label_selector
         self.requests[("GET", f"watch {plural}")] += 1
-        await self.bucket.take()
+        if self.bucket is not None:
+            await self.bucket.take()
         async with self.session.request(
             "GET",
             self.connection.server + plural_path(api_version, plural, namespace),
@@ -423,6 +443,7 @@ class Kube:
             # No total deadline: the server ends the stream after timeoutSeconds; a silent one is dead.
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 30),
         ) as response:
+            self._flow_control(response)
             if response.status >= 400:
                 text = await response.text()
                 try:

@@ -32,8 +32,10 @@ class Settings(BaseModel):
     """Where the operator runs (POD_NAMESPACE); NetworkPolicies admit its pods from there only."""
     notebook_access_namespaces: list[str] = Field(default_factory=list)
     """Namespaces whose pods may reach notebooks (an ingress controller's, say)."""
-    api_qps: float = 200.0
-    """Client-side limit on requests to the API server per second (a token bucket, like client-go)."""
+    api_qps: float | None = None
+    """Client-side limit on requests per second (a token bucket, like client-go). Unset: 200 until
+    the API server shows API Priority and Fairness, then none (its 429s pace the operator); a
+    positive number: always that; 0 or negative: never."""
     api_burst: int = 400
     leader_elect: bool = False
     """Run several replicas: only the holder of the Lease `sparkbook-operator` reconciles."""

@@ -54,6 +54,10 @@ _GEN_CHARS = 'bcdfghjklmnpqrstvwxz2456789'
 _SPEC_EXCLUDED = ('metadata', 'status', 'apiVersion', 'kind')
 
 
+_APF_FLOW_SCHEMA_UID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'flowschema/global-default'))
+_APF_PRIORITY_LEVEL_UID = str(uuid.uuid5(uuid.NAMESPACE_URL, 'prioritylevelconfiguration/global-default'))
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
@@ -194,6 +198,9 @@ class Emulator(kmock.KubernetesScaffold):
     history_size: int = 10000
     bookmark_interval: float = 30.0
     namespaces: tuple[str, ...] = ('default', 'kube-system', 'kube-public')
+    # API Priority and Fairness (on by default since Kubernetes 1.20, GA in 1.29): the real server
+    # names the flow schema and priority level that admitted each request in these headers.
+    priority_and_fairness: bool = True
 
     records: list[RequestRecord] = attrs.field(factory=list, init=False)
     _defs: dict[tuple[str, str, str], ResourceDef] = attrs.field(factory=dict, init=False)
@@ -279,6 +286,9 @@ class Emulator(kmock.KubernetesScaffold):
                 await raw_response.write_eof()
                 return_value = raw_response
         record.status = return_value.status
+        if self.priority_and_fairness and not return_value.prepared:
+            return_value.headers['X-Kubernetes-PF-FlowSchema-UID'] = _APF_FLOW_SCHEMA_UID
+            return_value.headers['X-Kubernetes-PF-PriorityLevel-UID'] = _APF_PRIORITY_LEVEL_UID
         return return_value
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
@@ -1407,10 +1417,12 @@ class EmulatorThread:
     """Runs an :class:`Emulator` on 127.0.0.1:<random port> in a background thread with its own loop."""
 
     def __init__(self, crds: Iterable[Path | str | dict[str, Any]] = (), *, host: str = '127.0.0.1', port: int = 0,
-                 history_size: int = 10000, bookmark_interval: float = 30.0) -> None:
+                 history_size: int = 10000, bookmark_interval: float = 30.0,
+                 priority_and_fairness: bool = True) -> None:
         self._crds = list(crds)
         self._host, self._port = host, port
-        self._kwargs = dict(history_size=history_size, bookmark_interval=bookmark_interval)
+        self._kwargs = dict(history_size=history_size, bookmark_interval=bookmark_interval,
+                            priority_and_fairness=priority_and_fairness)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
