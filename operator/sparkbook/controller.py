@@ -52,6 +52,10 @@ class Cache(Protocol):
     def notebooks_for_session(self, namespace: str, session: str) -> list[str]: ...
 
 
+# Spark asks for executors in waves a second apart (schedulerBacklogTimeout): one pass per wave.
+EXECUTOR_SETTLE_SECONDS = 1.0
+
+
 class NameConflict(Exception):
     """A child's name is held by an object this resource does not own."""
 
@@ -124,6 +128,7 @@ class Controller:
         self.activity: dict[Key, str] = {}
         self._tokens: dict[tuple[str, str], str] = {}
         self.recent = RecentWrites()
+        self._executor_pass: dict[Key, float] = {}  # when the last executor-triggered pass was due
 
     def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The cache, corrected by what we wrote ourselves and it has not seen yet."""
@@ -154,8 +159,17 @@ class Controller:
             self.enqueue("NotebookServer", namespace, notebook)
 
     def executors_changed(self, namespace: str, session: str) -> None:
-        """Executor pods came or went: their session looks again soon, once for the whole batch."""
-        self.queue.add_after(("SparkSession", namespace, session), self.settings.executor_batch_seconds)
+        """Executor pods came or went: their session looks again soon, once for the whole batch,
+        and for executors at most once per `executor_batch_seconds` (Spark adds and removes them in
+        waves under dynamic allocation; a status write per pod event would be churn)."""
+        key: Key = ("SparkSession", namespace, session)
+        now = asyncio.get_running_loop().time()
+        due = self._executor_pass.get(key, float("-inf"))
+        if due > now:
+            return  # a pass is already due: it will see this change too
+        due = max(now + EXECUTOR_SETTLE_SECONDS, due + self.settings.executor_batch_seconds)
+        self._executor_pass[key] = due
+        self.queue.add_after(key, due - now)
 
     async def start(self) -> None:
         """Start reconciling once the caches are complete (without waiting for that here)."""
@@ -174,6 +188,7 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.close()
+        self._executor_pass.clear()  # their timers are gone with the queue's
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -249,6 +264,7 @@ class Controller:
     async def reconcile_session(self, namespace: str, name: str) -> Outcome:
         body = self.cache.get("SparkSession", namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            self._executor_pass.pop(("SparkSession", namespace, name), None)
             return Outcome()  # children go with it through their ownerReferences
         meta = body["metadata"]
         uid = meta["uid"]

@@ -25,9 +25,9 @@ class Settings(BaseModel):
     restart_backoff_max_seconds: float = 300.0
     stalled_retry_seconds: float = 30.0
     """How often a resource stalled on something outside its own objects is looked at again."""
-    executor_batch_seconds: float = 2.0
-    """Executor pods come and go in bursts under dynamic allocation: their session's status is
-    brought up to date at most this often for them (its own changes are handled at once)."""
+    executor_batch_seconds: float = 5.0
+    """Executor pods come and go in waves under dynamic allocation: their session's status follows
+    them about a second after a change, and at most this often (its own changes are handled at once)."""
     operator_namespace: str | None = None
     """Where the operator runs (POD_NAMESPACE); NetworkPolicies admit its pods from there only."""
     notebook_access_namespaces: list[str] = Field(default_factory=list)

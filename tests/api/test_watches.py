@@ -3,6 +3,8 @@ has forgotten where it was, and misses nothing. (The informer itself: tests/api/
 
 from __future__ import annotations
 
+import contextlib
+
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +24,6 @@ def small_history(tmp_path: Path) -> Iterator[tuple[EmulatorThread, Path]]:
         yield emu, emu.write_kubeconfig(tmp_path / "kubeconfig")
 
 
-def drop_watches(emu: EmulatorThread) -> None:
-    emu._call(emu._sync(emu.handler.close_watches))
-
-
 def max_executors_on_driver(emu: EmulatorThread) -> str | None:
     pod = emu.get("v1", "pods", "default", "analytics-driver")
     if not pod or pod["metadata"].get("deletionTimestamp"):
@@ -36,23 +34,39 @@ def max_executors_on_driver(emu: EmulatorThread) -> str | None:
     return None
 
 
-def test_dropped_watches_are_resumed(small_history, tmp_path):
-    emu, kubeconfig = small_history
+@contextlib.contextmanager
+def converged_example(emu: EmulatorThread, kubeconfig: Path, tmp_path: Path) -> Iterator[Operator]:
+    """The operator running, with the example SparkSession converged (maxExecutors 10)."""
     op = Operator(kubeconfig, tmp_path / "operator.log").start()
     try:
         doc = yaml.safe_load((ROOT / "examples" / "sparksession.yaml").read_text())
         doc["metadata"]["namespace"] = "default"
         emu.create(doc)
         wait_for(lambda: max_executors_on_driver(emu) == "10", timeout=30, what="converged")
-
-        # Every watch stream is cut: the informers resume from their last resourceVersion.
-        drop_watches(emu)
-        emu.patch(GROUP, "sparksessions", "default", "analytics", {"spec": {"dynamicAllocation": {"maxExecutors": 6}}})
-        wait_for(lambda: max_executors_on_driver(emu) == "6", timeout=30, what="change seen after a dropped watch")
-
-        assert op.proc.poll() is None
+        wait_for(lambda: emu.get("v1", "services", "default", "analytics-ui"), what="UI Service")
+        yield op
+        assert op.proc is not None and op.proc.poll() is None
     finally:
         op.stop()
+
+
+def set_max_executors(emu: EmulatorThread, value: int) -> None:
+    emu.patch(GROUP, "sparksessions", "default", "analytics", {"spec": {"dynamicAllocation": {"maxExecutors": value}}})
+
+
+def test_dropped_watches_are_resumed(tmp_path):
+    with EmulatorThread(crds=sorted((ROOT / "crds").glob("*.yaml"))) as emu:
+        _dropped_watches_are_resumed(emu, emu.write_kubeconfig(tmp_path / "kubeconfig"), tmp_path)
+
+
+def _dropped_watches_are_resumed(emu: EmulatorThread, kubeconfig: Path, tmp_path: Path) -> None:
+    with converged_example(emu, kubeconfig, tmp_path):
+        lists = operator_lists(emu)
+        # Every watch stream is cut: the informers resume from their last resourceVersion.
+        emu.close_watches()
+        set_max_executors(emu, 6)
+        wait_for(lambda: max_executors_on_driver(emu) == "6", timeout=30, what="change seen after a dropped watch")
+        assert operator_lists(emu) == lists  # resumed, not relisted
 
 
 def operator_lists(emu: EmulatorThread, since: int = 0) -> int:
@@ -61,30 +75,18 @@ def operator_lists(emu: EmulatorThread, since: int = 0) -> int:
 
 def test_gone_on_resume_relists_and_converges(small_history, tmp_path):
     emu, kubeconfig = small_history
-    op = Operator(kubeconfig, tmp_path / "operator.log").start()
-    try:
-        doc = yaml.safe_load((ROOT / "examples" / "sparksession.yaml").read_text())
-        doc["metadata"]["namespace"] = "default"
-        emu.create(doc)
-        wait_for(lambda: max_executors_on_driver(emu) == "10", timeout=30, what="converged")
-        wait_for(lambda: emu.get("v1", "services", "default", "analytics-ui"), what="UI Service")
-        lists_before = operator_lists(emu)
-        assert lists_before == 12  # one per watched kind at start, nothing since
-
+    with converged_example(emu, kubeconfig, tmp_path) as op:
+        assert operator_lists(emu) == 12  # one per watched kind at start, nothing since
         # The server compacts its history and cuts the watches; meanwhile a child is deleted by hand
         # and the spec changes. Resumed from before the compaction, the watches get 410 Gone.
         mark = len(emu.requests)
         emu.compact()
         emu.delete("v1", "services", "default", "analytics-ui")
-        emu.patch(GROUP, "sparksessions", "default", "analytics", {"spec": {"dynamicAllocation": {"maxExecutors": 6}}})
+        set_max_executors(emu, 6)
         wait_for(lambda: max_executors_on_driver(emu) == "6", timeout=30, what="spec change applied")
         wait_for(lambda: emu.get("v1", "services", "default", "analytics-ui"), timeout=30, what="Service back")
-        relisted = operator_lists(emu, mark)
-        assert relisted >= 1, "no informer relisted after 410 Gone"
+        assert operator_lists(emu, mark) >= 1, "no informer relisted after 410 Gone"
         gone = [r for r in emu.requests[mark:] if r.verb == "watch" and "sparkbook-operator" in (r.user_agent or "")
                 and int(r.query.get("resourceVersion") or 0) < emu.handler._compacted]
         assert gone, "no watch resumed from before the compaction"
-        assert "relisting" in op.logs() or "listing again" in op.logs()
-        assert op.proc.poll() is None
-    finally:
-        op.stop()
+        assert "listing again" in op.logs()

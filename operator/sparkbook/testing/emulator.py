@@ -29,6 +29,7 @@ import json
 import random
 import signal
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -112,6 +113,7 @@ class RequestRecord:
     user_agent: str | None = None
     status: int | None = None
     query: dict[str, str] = dataclasses.field(default_factory=dict)
+    at: float = dataclasses.field(default_factory=time.monotonic)  # when it arrived
 
 
 WRITE_VERBS = frozenset({'create', 'update', 'patch', 'delete', 'deletecollection'})
