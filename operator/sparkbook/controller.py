@@ -171,6 +171,15 @@ class Controller:
         self._executor_pass[key] = due
         self.queue.add_after(key, due - now)
 
+    def _executor_write_pending(self, key: Key, status: dict[str, Any], previous: dict[str, Any]) -> bool:
+        """A pass for another reason (our own status write's echo, a resync) must not write what
+        executor churn changed before the paced pass for executors is due."""
+        if self._executor_pass.get(key, float("-inf")) <= asyncio.get_running_loop().time():
+            return False
+        return {k: v for k, v in status.items() if k != "executors"} == {
+            k: v for k, v in previous.items() if k != "executors"
+        }
+
     async def start(self) -> None:
         """Start reconciling once the caches are complete (without waiting for that here)."""
         self._tasks.append(asyncio.create_task(self._run(), name="sparkbook-controller"))
@@ -399,11 +408,14 @@ class Controller:
     ) -> Outcome:
         """Write the status if it changed, then the Events of this pass."""
         meta = body["metadata"]
-        if status != previous:
+        key: Key = (body["kind"], meta["namespace"], meta["name"])
+        if status != previous and self._executor_write_pending(key, status, previous):
+            pass  # only executor counts differ, and the paced executor pass due soon writes them
+        elif status != previous:
             await self.kube.patch_status(
                 body["apiVersion"], body["kind"], meta["namespace"], meta["name"], merge_patch(previous, status)
             )
-            self.recent.wrote_status((body["kind"], meta["namespace"], meta["name"]), status)
+            self.recent.wrote_status(key, status)
             if status["phase"] != previous.get("phase"):
                 ready = next(c for c in status["conditions"] if c["type"] == "Ready")
                 type_ = "Warning" if status["phase"] == "Failed" else "Normal"

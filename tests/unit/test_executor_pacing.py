@@ -72,3 +72,19 @@ async def test_a_lone_executor_event_is_seen_quickly(monkeypatch: pytest.MonkeyP
     controller.executors_changed("ns", "s1")
     (first,) = await passes(controller, start + 0.5)
     assert first - start < 0.3
+
+
+async def test_other_passes_leave_executor_counts_to_the_paced_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our own status write comes back as an event and triggers a pass; that pass must not write
+    executor counts that changed since, ahead of the paced pass (a write per wave, not two)."""
+    monkeypatch.setattr(controller_module, "EXECUTOR_SETTLE_SECONDS", 0.1)
+    controller = Controller(None, Settings(executor_batch_seconds=5.0), NoCache())  # type: ignore[arg-type]
+    before = {"phase": "Running", "executors": {"running": 1, "pending": 0, "failed": 0}}
+    more = {"phase": "Running", "executors": {"running": 2, "pending": 0, "failed": 0}}
+    failed = {"phase": "Failed", "executors": {"running": 2, "pending": 0, "failed": 0}}
+    assert not controller._executor_write_pending(KEY, more, before)  # nothing paced: write now
+    controller.executors_changed("ns", "s1")  # a paced pass is due in 0.1 s
+    assert controller._executor_write_pending(KEY, more, before)
+    assert not controller._executor_write_pending(KEY, failed, before)  # anything else: at once
+    await asyncio.sleep(0.15)  # the paced pass is due: it writes
+    assert not controller._executor_write_pending(KEY, more, before)
