@@ -34,9 +34,17 @@ IDLE_PROBE_ERRORS = Counter(
 class StateCollector(Collector):
     """Gauges computed at scrape time from the operator's caches: no bookkeeping to drift."""
 
-    def __init__(self, cache: Any, api_requests: Callable[[], _Counter[tuple[str, str]]]) -> None:
+    def __init__(
+        self,
+        cache: Any,
+        api_requests: Callable[[], _Counter[tuple[str, str]]],
+        informers: Iterable[Any] = (),
+        queue_depth: Callable[[], int] | None = None,
+    ) -> None:
         self.cache = cache
         self.api_requests = api_requests
+        self.informers = list(informers)
+        self.queue_depth = queue_depth
 
     def collect(self) -> Iterable[Any]:
         phases = GaugeMetricFamily("sparkbook_resources", "Resources by kind and phase.", labels=["kind", "phase"])
@@ -62,8 +70,36 @@ class StateCollector(Collector):
         for (method, call), value in sorted(self.api_requests().items()):
             requests.add_metric([method, call], float(value))
         yield requests
+        yield from self._watches()
+
+    def _watches(self) -> Iterable[Any]:
+        synced = GaugeMetricFamily("sparkbook_watch_synced", "1 once every first LIST of a kind is in.", labels=["kind"])
+        lists = CounterMetricFamily(
+            "sparkbook_watch_lists", "Full LISTs by kind: one at start, then one per 410 Gone.", labels=["kind"]
+        )
+        cached = GaugeMetricFamily("sparkbook_cached_objects", "Objects in the operator's caches.", labels=["kind"])
+        by_kind: dict[str, list[Any]] = {}
+        for informer in self.informers:
+            by_kind.setdefault(informer.kind, []).append(informer)
+        for kind, informers in sorted(by_kind.items()):
+            synced.add_metric([kind], float(all(i.synced.is_set() for i in informers)))
+            lists.add_metric([kind], float(sum(i.lists for i in informers)))
+            cached.add_metric([kind], float(len(informers[0].store)))
+        yield synced
+        yield lists
+        yield cached
+        if self.queue_depth is not None:
+            depth = GaugeMetricFamily("sparkbook_workqueue_depth", "Resources waiting for a reconcile pass.")
+            depth.add_metric([], float(self.queue_depth()))
+            yield depth
 
 
-def serve(port: int, cache: Any, api_requests: Callable[[], _Counter[tuple[str, str]]]) -> None:
-    REGISTRY.register(StateCollector(cache, api_requests))
+def serve(
+    port: int,
+    cache: Any,
+    api_requests: Callable[[], _Counter[tuple[str, str]]],
+    informers: Iterable[Any] = (),
+    queue_depth: Callable[[], int] | None = None,
+) -> None:
+    REGISTRY.register(StateCollector(cache, api_requests, informers, queue_depth))
     start_http_server(port, registry=REGISTRY)

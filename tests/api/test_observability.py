@@ -41,6 +41,12 @@ def test_metrics_and_events_after_reconciling(emulator, operator, kubectl, names
     assert value(samples, "sparkbook_executors", namespace=namespace, session="analytics", state="running") == 0
     assert value(samples, "sparkbook_api_requests_total", method="POST", call="create Pod") >= 1
     assert value(samples, "sparkbook_api_requests_total", method="PATCH", call="status SparkSession") >= 1
+    for kind in ("SparkSession", "NotebookServer", "Pod", "Secret"):
+        assert value(samples, "sparkbook_watch_synced", kind=kind) == 1
+        assert value(samples, "sparkbook_watch_lists_total", kind=kind) >= 1
+    assert value(samples, "sparkbook_cached_objects", kind="SparkSession") >= 1
+    assert value(samples, "sparkbook_cached_objects", kind="Pod") >= 1
+    assert ("sparkbook_workqueue_depth", ()) in samples
     events = emulator.list("v1", "events", namespace=namespace)
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "analytics"]
     assert "Starting" in reasons and "Running" in reasons

@@ -67,7 +67,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["informers"] = [asyncio.create_task(i.run(), name=repr(i)) for i in informers]
     if config.metrics_port:
         try:
-            metrics.serve(config.metrics_port, caches, lambda: kube.requests)
+            metrics.serve(config.metrics_port, caches, lambda: kube.requests, informers, lambda: len(controller.queue))
         except OSError as e:  # the operator still works; say loudly that nobody can scrape it
             log.error("cannot serve /metrics on port %d: %s", config.metrics_port, e)
     if config.leader_elect:
