@@ -40,6 +40,7 @@ Indexer = Callable[[dict[str, Any]], Iterable[Key]]
 OnChange = Callable[[str, str, dict[str, Any] | None, dict[str, Any] | None], None]
 
 MANAGED_SELECTOR = f"{names.MANAGED_BY}={names.MANAGED_BY_VALUE}"
+RELIST_AFTER_FAILURES = 3  # watch attempts that fail in a row before the informer lists again
 
 # (apiVersion, plural, kind, label selector) of everything the operator watches.
 WATCHED: list[tuple[str, str, str, str | None]] = [
@@ -257,6 +258,10 @@ class Informer:
             except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
                 failures += 1
                 error = e
+                if failures >= RELIST_AFTER_FAILURES:
+                    # A resourceVersion the server keeps refusing (too large after a restore or
+                    # a failover, say) is not retried forever: start again from a LIST.
+                    version = None
             delay = min(30.0, 0.25 * 2 ** min(failures, 8)) * (0.5 + random.random() / 2)
             if error is not None:
                 level = logging.INFO if failures == 1 else logging.WARNING

@@ -7,10 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import kmock
 import pytest
 
 from sparkbook import names
-from sparkbook.informer import MANAGED_SELECTOR, Caches, Informer, Store
+from sparkbook.informer import MANAGED_SELECTOR, RELIST_AFTER_FAILURES, Caches, Informer, Store
 from sparkbook.kube import Connection, Kube
 from sparkbook.testing.emulator import EmulatorThread
 from tests.api.conftest import ROOT
@@ -184,3 +185,22 @@ async def test_refused_list_backs_off_instead_of_spinning(emu: EmulatorThread, k
     attempts = sum(1 for r in emu.requests if r.path.startswith("/apis/example.com/v1/widgets"))
     assert 1 <= attempts <= 5, attempts  # 0.25 s doubling, jittered: a handful in 2 s, not hundreds
     assert not informer.synced.is_set()
+
+
+async def test_a_watch_refused_again_and_again_falls_back_to_a_list(emu: EmulatorThread, kube: Kube) -> None:
+    """Say the server keeps answering 500 to watches from our resourceVersion: after a few tries
+    the informer lists again (and watches from the new version), instead of retrying forever."""
+    emu.create(configmap("one"))
+    store = Store("ConfigMap")
+    informer = Informer(kube, store, "v1", "configmaps", label_selector=MANAGED_SELECTOR)
+    refused = emu.handler["watch", kmock.resource("v1/configmaps")][:RELIST_AFTER_FAILURES] << 500
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 10)
+        await until(lambda: informer.lists == 2, timeout=20)
+        assert len(refused) == RELIST_AFTER_FAILURES
+        emu.create(configmap("two"))  # and it watches again
+        await until(lambda: store.get(NS, "two") is not None)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
