@@ -249,7 +249,17 @@ class World:
                 labels, value = line.rsplit(" ", 1)
                 out["reconciles"] += float(value)
                 out[labels[len("sparkbook_reconciles_total"):]] = float(value)
+            elif line.startswith("sparkbook_cached_bytes{"):
+                out["cached_bytes"] += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("sparkbook_cached_objects{"):
+                out["cached_objects"] += float(line.rsplit(" ", 1)[1])
         return out
+
+    def memory(self) -> dict[str, float]:
+        """The operator's RSS, and how much of it the cached objects' JSON is."""
+        m = self.metrics() or {}
+        return {"rss_mb": self.usage()[1] / 2**20, "cached_mb": m.get("cached_bytes", 0.0) / 2**20,
+                "cached_objects": m.get("cached_objects", 0.0)}
 
     def reconciles(self) -> float:
         return (self.metrics() or {}).get("reconciles", 0.0)
@@ -625,6 +635,9 @@ def report(res: dict[str, Any]) -> str:
             f"{p['p50']:.0f}/{p['p99']:.0f}/{p['max']:.0f} ms")
         row(f"@{level['level']}: CPU ms per reconcile (fill)", f"{level['fill']['cpu_ms_per_reconcile']:.2f}")
         row(f"@{level['level']}: operator RSS", f"{level['rss_mb']:.0f} MB")
+        if level.get("cached_objects"):
+            row(f"@{level['level']}: cached objects / their JSON",
+                f"{level['cached_objects']:.0f} / {level['cached_mb']:.1f} MB")
     st, rs, c = res["steady"], res["restart"], res["churn"]
     row(f"steady {st['seconds']:.0f} s @{st['resources']}: requests (reconciles)",
         f"{sum(st['requests_by_verb'].values())} ({st['reconciles']:.0f})")
@@ -707,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
             fill0 = fill(world, first, "a")
             log(f"  {fill0}")
             log(f"probe at {len(world.present)}")
-            level = {"level": first, "fill": fill0, "rss_mb": world.usage()[1] / 2**20}
+            level = {"level": first, "fill": fill0, **world.memory()}
             level["probe"] = probe(world, args.probes, args.probe_rate, "a")
             res["levels"].append(level)
             log(f"  {dict((k, v) for k, v in level['probe'].items() if k != 'latencies_children_ms')}")
@@ -721,7 +734,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"fill to {target}")
                 f = fill(world, target, f"f{i}")
                 log(f"  {f}")
-                level = {"level": target, "fill": f, "rss_mb": world.usage()[1] / 2**20}
+                level = {"level": target, "fill": f, **world.memory()}
                 level["probe"] = probe(world, args.probes, args.probe_rate, f"f{i}")
                 log(f"  {dict((k, v) for k, v in level['probe'].items() if k != 'latencies_children_ms')}")
                 res["levels"].append(level)

@@ -78,6 +78,9 @@ class StateCollector(Collector):
             "sparkbook_watch_lists", "Full LISTs by kind: one at start, then one per 410 Gone.", labels=["kind"]
         )
         cached = GaugeMetricFamily("sparkbook_cached_objects", "Objects in the operator's caches.", labels=["kind"])
+        held = GaugeMetricFamily(
+            "sparkbook_cached_bytes", "Bytes of the cached objects (compact JSON of their trimmed form).", labels=["kind"]
+        )
         by_kind: dict[str, list[Any]] = {}
         for informer in self.informers:
             by_kind.setdefault(informer.kind, []).append(informer)
@@ -85,9 +88,11 @@ class StateCollector(Collector):
             synced.add_metric([kind], float(all(i.synced.is_set() for i in informers)))
             lists.add_metric([kind], float(sum(i.lists for i in informers)))
             cached.add_metric([kind], float(len(informers[0].store)))
+            held.add_metric([kind], float(informers[0].store.bytes_held()))
         yield synced
         yield lists
         yield cached
+        yield held
         if self.queue_depth is not None:
             depth = GaugeMetricFamily("sparkbook_workqueue_depth", "Resources waiting for a reconcile pass.")
             depth.add_metric([], float(self.queue_depth()))

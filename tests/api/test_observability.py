@@ -46,6 +46,7 @@ def test_metrics_and_events_after_reconciling(emulator, operator, kubectl, names
         assert value(samples, "sparkbook_watch_lists_total", kind=kind) >= 1
     assert value(samples, "sparkbook_cached_objects", kind="SparkSession") >= 1
     assert value(samples, "sparkbook_cached_objects", kind="Pod") >= 1
+    assert value(samples, "sparkbook_cached_bytes", kind="SparkSession") > 500  # a session's spec and status
     assert ("sparkbook_workqueue_depth", ()) in samples
     events = emulator.list("v1", "events", namespace=namespace)
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "analytics"]
