@@ -3,7 +3,6 @@ of its own with the pod's own ports (so the operator can reach its UI as it woul
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import shutil
@@ -28,6 +27,7 @@ from sparkbook.build.launch import (
     loopback_conf,
     parse_connect_server_command,
 )
+from sparkbook.local import spark_home
 from sparkbook.render import render_stream
 from sparkbook.settings import Settings
 
@@ -87,13 +87,6 @@ def _require_java() -> None:
     )
 
 
-def _spark_home() -> str:
-    # The pyspark wheel of *this* interpreter is a complete Spark distribution (bin/, jars/).
-    spec = importlib.util.find_spec("pyspark")
-    assert spec is not None and spec.origin is not None, "pyspark is not installed"
-    return str(Path(spec.origin).parent)
-
-
 def _accepts_connections(port: int, host: str = "127.0.0.1") -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.5):
@@ -135,9 +128,9 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
         warehouse_dir=str(work / "warehouse"),
         host=host,
     )
-    spark_home = _spark_home()
-    argv = connect_server_command(conf=conf, spark_home=spark_home, app_name=app_name)
-    env = local_server_environment(os.environ, spark_home=spark_home, host=host, conf_dir=str(work / "conf"),
+    home = spark_home()
+    argv = connect_server_command(conf=conf, spark_home=home, app_name=app_name)
+    env = local_server_environment(os.environ, spark_home=home, host=host, conf_dir=str(work / "conf"),
                                    token=token)
     (work / "conf").mkdir()
     log_path = work / "server.log"
