@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e clean bench
+.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e clean bench cluster cluster-down cluster-build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(CHECKOV):
 venv: $(STAMP) $(CHECKOV) ## a virtualenv with everything the tests need
 	@scripts/ensure-java.sh
 
-test: venv ## the whole suite (e2e tests skip themselves without a cluster, saying why)
+test: venv cluster-build ## the whole suite, the e2e tests on a real control plane of their own included
 	$(BIN)/ruff check operator tests
 	$(BIN)/sparkbook crds --check
 	$(BIN)/python -m sparkbook.chart --check
@@ -58,8 +58,17 @@ local: venv ## the example NotebookServer on this machine: Spark Connect + Jupyt
 demo: venv ## a kind cluster with Sparkbook and the example notebook (needs Docker and kind)
 	scripts/demo.sh
 
-e2e: venv ## on a machine with Docker and kind
-	$(BIN)/python -m pytest -ra -m e2e tests/e2e
+cluster-build: venv ## build (once, cached outside the work tree) kube-apiserver, controllers, kubectl, etcd, KWOK, Helm
+	$(BIN)/python -m sparkbook.testing.cluster build
+
+cluster: cluster-build ## a real Kubernetes control plane on loopback; admin kubeconfig in .cluster/kubeconfig
+	$(BIN)/python -m sparkbook.testing.cluster up
+
+cluster-down: ## stop what `make cluster` started
+	$(BIN)/python -m sparkbook.testing.cluster down
+
+e2e: cluster-build ## the e2e suite on a real control plane of its own (SPARKBOOK_E2E=kind: on kind, needs Docker)
+	$(BIN)/python -m pytest -ra tests/e2e
 
 bench: venv ## scale benchmark: the real operator against the emulator (make bench ARGS=--quick for a smoke run)
 	$(BIN)/python bench/run.py $(ARGS)

@@ -97,9 +97,23 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         node.pop("type", None)
         node.pop("x-kubernetes-preserve-unknown-fields", None)
     node.update(extra)
+    # kube-apiserver checks a default against its node's CEL rules as written, before it fills in
+    # the nested defaults (it refuses `{}` where a rule reads self.minExecutors): such a default
+    # is published whole.
+    if node.get("default") == {} and node.get("x-kubernetes-validations"):
+        node["default"] = _filled(node)
     if "required" in node:
         node["required"] = sorted(node["required"])
     return node
+
+
+def _filled(node: dict[str, Any]) -> dict[str, Any]:
+    """What the server's defaulting makes of `{}` under `node`."""
+    out = {}
+    for key, sub in (node.get("properties") or {}).items():
+        if "default" in sub:
+            out[key] = _filled(sub) if sub["default"] == {} else sub["default"]
+    return out
 
 
 class _WithFactoryDefaults(GenerateJsonSchema):

@@ -131,10 +131,14 @@ def connection_from_environment() -> Connection:
         token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     else:
         config.load_kube_config(client_configuration=cfg)
-    headers = {}
-    auth = cfg.get_api_key_with_prefix("authorization") if cfg.api_key else None
-    if auth:
-        headers["Authorization"] = auth
+    # The client's own view of its credentials: a kubeconfig token (or an exec/OIDC plugin's) is
+    # under the key "BearerToken" in kubernetes>=30, not "authorization" (a token kubeconfig sent
+    # nothing until the real API server answered as system:anonymous).
+    headers = {
+        setting["key"].title(): setting["value"]
+        for setting in cfg.auth_settings().values()
+        if setting.get("in") == "header" and setting.get("value")
+    }
     context: ssl.SSLContext | bool = True
     if cfg.host.startswith("https"):
         context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()

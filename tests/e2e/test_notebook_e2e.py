@@ -1,4 +1,4 @@
-"""On a real cluster: a NotebookServer with its own SparkSession becomes Ready, a cell run through
+"""On kind (SPARKBOOK_E2E=kind, real containers): a NotebookServer with its own SparkSession becomes Ready, a cell run through
 the Jupyter API runs a Spark job whose executors appear under dynamic allocation and go away after
 their idle timeout, and deleting the NotebookServer removes everything it owned."""
 
@@ -17,7 +17,7 @@ import yaml
 from tests.e2e.conftest import KUBECTL, ROOT
 from tests.jupyter_api import execute
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.kind]
 
 
 def _poll(check, *, timeout: float, interval: float = 2.0, what: str):
@@ -31,7 +31,8 @@ def _poll(check, *, timeout: float, interval: float = 2.0, what: str):
     raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
-def test_notebook_spark_job_executors_and_cleanup(kubectl, cluster):
+def test_notebook_spark_job_executors_and_cleanup(kind_kubectl, kind_cluster):
+    kubectl, cluster = kind_kubectl, kind_cluster
     ns = f"e2e-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", ns)
     kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")

@@ -82,3 +82,27 @@ def test_name_rules(api):
     status, body, _ = api.post('/api/v1/namespaces/default/configmaps', {'metadata': {}})
     assert status == 422 and 'name or generateName is required' in body['message']
     assert api.post('/api/v1/namespaces/default/configmaps', {'metadata': {'name': 'ok.name-1'}})[0] == 201
+
+
+def test_a_crd_whose_default_fails_its_own_rule_is_refused(api):
+    """As kube-apiserver does: a default is checked against its node's CEL rules as written,
+    before nested defaults fill it in (found by running our CRDs on the real server)."""
+    crd = {
+        'apiVersion': 'apiextensions.k8s.io/v1', 'kind': 'CustomResourceDefinition',
+        'metadata': {'name': 'gadgets.example.com'},
+        'spec': {'group': 'example.com', 'scope': 'Namespaced',
+                 'names': {'plural': 'gadgets', 'singular': 'gadget', 'kind': 'Gadget'},
+                 'versions': [{'name': 'v1', 'served': True, 'storage': True, 'schema': {'openAPIV3Schema': {
+                     'type': 'object', 'properties': {'spec': {'type': 'object', 'properties': {'range': {
+                         'type': 'object', 'default': {},
+                         'properties': {'min': {'type': 'integer', 'default': 0}, 'max': {'type': 'integer', 'default': 5}},
+                         'x-kubernetes-validations': [{'rule': 'self.min <= self.max', 'message': 'min <= max'}],
+                     }}}}}}}]},
+    }
+    path = '/apis/apiextensions.k8s.io/v1/customresourcedefinitions'
+    status, body, _ = api.post(path, crd)
+    assert status == 422, body
+    assert 'spec.validation.openAPIV3Schema.properties[spec].properties[range].default' in body['message']
+    crd['spec']['versions'][0]['schema']['openAPIV3Schema']['properties']['spec']['properties']['range']['default'] = {
+        'min': 0, 'max': 5}
+    assert api.post(path, crd)[0] == 201

@@ -656,6 +656,7 @@ class Emulator(kmock.KubernetesScaffold):
                 errors.append(_schema.FieldError('spec', 'FieldValueRequired', 'spec: Required value: group, names.plural, names.kind and versions are required'))
             elif name != f"{names['plural']}.{spec['group']}":
                 errors.append(_schema.FieldError('metadata.name', 'FieldValueInvalid', f'metadata.name: Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
+            errors += _schema.validate_crd_defaults(obj)
         if rd.plural == 'secrets' and not rd.group:
             # Like the real server: stringData is write-only, merged into base64 data.
             string_data = obj.pop('stringData', None) or {}

@@ -1,0 +1,73 @@
+"""The bad-input catalogue: resources that can never work, each with the text its refusal must
+contain (the field it names). Run through kubectl against the API emulator (tests/api) and against
+the real kube-apiserver (tests/e2e), which must agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION = yaml.safe_load((ROOT / "examples" / "sparksession.yaml").read_text())
+NOTEBOOK = yaml.safe_load((ROOT / "examples" / "notebookserver.yaml").read_text())
+
+
+def at(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """Set `path` (dotted, under the document) to `value`."""
+    def change(doc: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node = doc
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return change
+
+
+CASES: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], str]] = [
+    ("cores of the wrong type", SESSION, at("spec.driver.cores", "two"), "spec.driver.cores"),
+    ("zero cores", SESSION, at("spec.driver.cores", 0), "spec.driver.cores in body should be greater than or equal to 1"),
+    ("too many cores", SESSION, at("spec.executor.cores", 65), "spec.executor.cores in body should be less than or equal to 64"),
+    ("memory in words", SESSION, at("spec.driver.memory", "lots"), "spec.driver.memory in body should match"),
+    ("decimal memory units", SESSION, at("spec.executor.memory", "2G"), "spec.executor.memory in body should match"),
+    ("zero memory", SESSION, at("spec.executor.memory", "0g"), "spec.executor.memory in body should match"),
+    ("negative instances", SESSION, at("spec.executor.instances", -1), "spec.executor.instances"),
+    ("too many instances", SESSION, at("spec.executor.instances", 1001), "spec.executor.instances"),
+    ("min above max", SESSION, at("spec.dynamicAllocation", {"minExecutors": 5, "maxExecutors": 2}),
+     "minExecutors <= initialExecutors <= maxExecutors"),
+    ("initial above max", SESSION, at("spec.dynamicAllocation", {"initialExecutors": 20, "maxExecutors": 10}),
+     "minExecutors <= initialExecutors <= maxExecutors"),
+    ("no executors at all", SESSION, at("spec.dynamicAllocation.maxExecutors", 0), "spec.dynamicAllocation.maxExecutors"),
+    ("a duration in words", SESSION, at("spec.dynamicAllocation.executorIdleTimeout", "1 minute"),
+     "spec.dynamicAllocation.executorIdleTimeout"),
+    ("a duration as a number", SESSION, at("spec.dynamicAllocation.shuffleTrackingTimeout", 10),
+     "spec.dynamicAllocation.shuffleTrackingTimeout"),
+    ("a reserved Spark setting", SESSION, at("spec.sparkConf", {"spark.master": "local[*]"}), "sparkConf may not set keys"),
+    ("a Spark setting as a number", SESSION, at("spec.sparkConf", {"spark.sql.shuffle.partitions": 64}),
+     "spec.sparkConf.spark.sql.shuffle.partitions"),
+    ("too many Spark settings", SESSION, at("spec.sparkConf", {f"spark.x{i}": "1" for i in range(300)}),
+     "spec.sparkConf"),
+    ("an unknown field", SESSION, at("spec.surprise", True), 'unknown field "spec.surprise"'),
+    ("an unknown nested field", SESSION, at("spec.driver.gpus", 1), 'unknown field "spec.driver.gpus"'),
+    ("an unknown pull policy", SESSION, at("spec.imagePullPolicy", "Sometimes"), "spec.imagePullPolicy"),
+    ("an empty image", SESSION, at("spec.image", ""), "spec.image"),
+    ("an idle timeout in words", SESSION, at("spec.idleTimeout", "forever"), "spec.idleTimeout"),
+    ("a bad CPU quantity", SESSION, at("spec.driver.coreRequest", "lots"), "spec.driver.coreRequest"),
+    ("suspend as a word", SESSION, at("spec.suspend", "yes"), "spec.suspend"),
+    ("an env var without a name", SESSION, at("spec.driver.env", [{"value": "x"}]), "spec.driver.env[0].name"),
+    ("an upper-case name", SESSION, at("metadata.name", "Analytics"), "Analytics"),
+    ("a name too long for its Services", SESSION, at("metadata.name", "a" * 64), "metadata.name must be a DNS-1035 label"),
+    ("a name that starts with a digit", SESSION, at("metadata.name", "1st"), "metadata.name must be a DNS-1035 label"),
+    ("both a session and a reference", NOTEBOOK, at("spec.spark.sessionRef", {"name": "analytics"}),
+     "set either spark.sessionRef"),
+    ("a storage size in words", NOTEBOOK, at("spec.storage.size", "big"), "spec.storage.size"),
+    ("a culling timeout in words", NOTEBOOK, at("spec.idleCulling.timeout", "1 day"), "spec.idleCulling.timeout"),
+    ("a notebook name too long for its pod", NOTEBOOK, at("metadata.name", "n" * 53), "at most 52"),
+    ("a negative CPU request", NOTEBOOK, at("spec.resources.requests", {"cpu": "-x"}), "spec.resources.requests.cpu"),
+    ("an empty session reference", NOTEBOOK, at("spec.spark", {"sessionRef": {"name": ""}}), "spec.spark.sessionRef.name"),
+    ("a notebook inline session with bad bounds", NOTEBOOK,
+     at("spec.spark.session.dynamicAllocation", {"minExecutors": 9, "maxExecutors": 3}),
+     "minExecutors <= initialExecutors <= maxExecutors"),
+]
