@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e clean bench cluster cluster-down cluster-build
+.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e e2e-kind clean bench cluster cluster-down cluster-build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,8 +67,11 @@ cluster: cluster-build ## a real Kubernetes control plane on loopback; admin kub
 cluster-down: ## stop what `make cluster` started
 	$(BIN)/python -m sparkbook.testing.cluster down
 
-e2e: cluster-build ## the e2e suite on a real control plane of its own (SPARKBOOK_E2E=kind: on kind, needs Docker)
+e2e: cluster-build ## the e2e suite alone, on a real control plane of its own
 	$(BIN)/python -m pytest -ra tests/e2e
+
+e2e-kind: venv ## the tests that need real containers, on a kind cluster (needs Docker and kind)
+	SPARKBOOK_E2E=kind $(BIN)/python -m pytest -ra tests/kind
 
 bench: venv ## scale benchmark: the real operator against the emulator (make bench ARGS=--quick for a smoke run)
 	$(BIN)/python bench/run.py $(ARGS)

@@ -20,3 +20,6 @@ def root() -> Path:
 
 # A real Spark Connect server for the whole session (tests/spark_server.py), for any test that asks.
 from tests.spark_server import pytest_runtest_makereport, spark_connect_server  # noqa: E402,F401
+
+# tests/kind needs real containers (Docker and kind): collected only when asked for (make e2e-kind).
+collect_ignore = [] if os.environ.get("SPARKBOOK_E2E") == "kind" else ["kind"]

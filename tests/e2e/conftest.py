@@ -1,7 +1,7 @@
-"""The e2e suite's cluster: by default a real Kubernetes control plane of its own on loopback
+"""The e2e suite's cluster: a real Kubernetes control plane of its own on loopback
 (sparkbook.testing.cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK's
-fake nodes), started fresh for the run and stopped after it. `SPARKBOOK_E2E=kind` runs the
-kind-only tests instead, on a kind cluster (needs Docker).
+fake nodes), started fresh for the run and stopped after it. (tests/kind holds what needs real
+containers: `make e2e-kind` where Docker exists.)
 
 No container runs here, so the operator process runs beside the cluster, authenticated with a token
 of the ServiceAccount the install created: the install's RBAC allows or denies every request, and
@@ -11,9 +11,8 @@ the API server's audit log shows each one.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,39 +29,8 @@ from sparkbook.testing.cluster import Cluster, build, free_port, tool_path, writ
 from tests.api.conftest import Operator, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-MODE = os.environ.get("SPARKBOOK_E2E", "control-plane")
-_venv_kubectl = Path(sys.executable).parent / "kubectl"
-KUBECTL = str(tool_path("kubectl")) if MODE != "kind" else (
-    str(_venv_kubectl) if _venv_kubectl.exists() else "kubectl")
-CLUSTER = os.environ.get("SPARKBOOK_E2E_CLUSTER", "sparkbook")
+KUBECTL = str(tool_path("kubectl"))  # the one built with the control plane
 OPERATOR_NAMESPACE = "sparkbook-system"
-
-
-def _kind_missing() -> str | None:
-    for tool in ("docker", "kind"):
-        if shutil.which(tool) is None:
-            return f"`{tool}` is not on PATH (SPARKBOOK_E2E=kind needs Docker, kind and kubectl)"
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
-    if info.returncode != 0:
-        return f"no Docker engine answers (`docker info`: {info.stderr.strip().splitlines()[-1:]})"
-    return None
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `kind` need a real kubelet (images, containers) and run only on kind; the rest
-    run on the control plane here and are never skipped."""
-    if MODE == "kind":
-        reason = _kind_missing()
-        for item in items:
-            if "kind" not in item.keywords:
-                item.add_marker(pytest.mark.skip(reason="SPARKBOOK_E2E=kind runs only the kind tests"))
-            elif reason:
-                item.add_marker(pytest.mark.skip(reason=f"e2e on kind: {reason}"))
-        return
-    for item in items:
-        if "kind" in item.keywords:
-            item.add_marker(pytest.mark.skip(
-                reason="runs real containers: SPARKBOOK_E2E=kind on a machine with Docker (no container runs here)"))
 
 
 # --- the control plane ---------------------------------------------------------------------------
@@ -168,10 +136,16 @@ def forbidden(cluster: Cluster, user: str, user_agent: str | None = None) -> lis
         name = e.get("user", {}).get("username")
         return name == user or bool(user_agent and (e.get("userAgent") or "").startswith(user_agent))
 
+    def restarting(e: dict[str, Any]) -> bool:
+        at = datetime.datetime.fromisoformat(e["requestReceivedTimestamp"].replace("Z", "+00:00")).timestamp()
+        return any(start <= at <= ready for start, ready in cluster.restarts)
+
     def refused(e: dict[str, Any]) -> bool:
         status = e.get("responseStatus", {})
-        # NamespaceLifecycle answers 403 too, for writes into a namespace being deleted: not RBAC.
-        return status.get("code") in (401, 403) and "because it is being terminated" not in status.get("message", "")
+        # NamespaceLifecycle answers 403 too, for writes into a namespace being deleted: not RBAC;
+        # and a kube-apiserver that is starting refuses until its RBAC caches are filled.
+        return (status.get("code") in (401, 403) and "because it is being terminated" not in status.get("message", "")
+                and not restarting(e))
 
     return [
         f"{e.get('user', {}).get('username')} {e['verb']} {e.get('objectRef', {}).get('resource')} "
@@ -295,23 +269,3 @@ def secret_value(kubectl: Kubectl, namespace: str, name: str, key: str) -> str:
 def now() -> float:
     return time.time()
 
-
-# --- kind (SPARKBOOK_E2E=kind): real containers, where Docker exists -----------------------------
-
-
-@pytest.fixture(scope="session")
-def kind_cluster() -> Iterator[str]:
-    """The kube context of a kind cluster with Sparkbook installed (scripts/e2e-up.sh)."""
-    subprocess.run([str(ROOT / "scripts" / "e2e-up.sh")], check=True, cwd=ROOT, env={**os.environ, "CLUSTER": CLUSTER})
-    yield f"kind-{CLUSTER}"
-    if os.environ.get("SPARKBOOK_E2E_KEEP") != "1":
-        subprocess.run(["kind", "delete", "cluster", "--name", CLUSTER], check=False)
-
-
-@pytest.fixture
-def kind_kubectl(kind_cluster: str) -> Kubectl:
-    def run(*args: str, input: str | None = None, check: bool = True, timeout: float = 900) -> Any:
-        return subprocess.run([KUBECTL, "--context", kind_cluster, *args], input=input, capture_output=True, text=True,
-                              check=check, timeout=timeout)
-
-    return run

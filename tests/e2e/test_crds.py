@@ -74,3 +74,14 @@ def test_the_examples_are_accepted_by_the_real_server(kubectl: Kubectl, catalogu
             doc["metadata"]["namespace"] = catalogue_namespace
         result = kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(docs), check=False)
         assert result.returncode == 0, f"{name}: {result.stderr}"
+
+
+def test_the_installs_own_operator_pod_is_admitted_under_restricted(kubectl: Kubectl, installed) -> None:
+    """The install's namespace enforces `restricted`; its Deployment's pod is admitted there, the
+    scheduler places it and a (fake) node reports it ready."""
+    namespace = installed["metadata"]["namespace"]
+    labels = json.loads(kubectl("get", "namespace", namespace, "-o", "json").stdout)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    kubectl("rollout", "status", f"deployment/{installed['metadata']['name']}", "-n", namespace, "--timeout=90s")
+    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-o", "json").stdout)["items"]
+    assert len(pods) == 1 and pods[0]["spec"]["nodeName"].startswith("kwok-node-")

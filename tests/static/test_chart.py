@@ -323,7 +323,6 @@ def test_checkov_finds_nothing(tmp_path):
 # Every permission the chart grants, derived from the code, with the reason. (group, resource, verb).
 K = "sparkbook-operator"   # sparkbook.kube.Kube (User-Agent sparkbook-operator)
 INF = "informer"           # sparkbook.informer: LIST + WATCH of every kind the operator reads
-KOPF = "kopf"              # kopf's resource observer (it scans CRDs even with no resource handlers)
 ESC = "escalation"         # held only because the driver Role grants it (RBAC escalation prevention)
 ADM = "admission"          # OwnerReferencesPermissionEnforcement: blockOwnerDeletion on children
 WATCHED = ["pods", "services", "serviceaccounts", "secrets", "configmaps", "persistentvolumeclaims"]
@@ -334,8 +333,6 @@ DERIVED: dict[tuple[str, str, str], str] = {
                                      ("networking.k8s.io", "networkpolicies"),
                                      ("sparkbook.io", "sparksessions"), ("sparkbook.io", "notebookservers")]
        for v in ("list", "watch")},
-    ("apiextensions.k8s.io", "customresourcedefinitions", "list"): KOPF,   # resource observer
-    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"): KOPF,
     # Kube.create (Controller._ensure, _ensure_pvc, the driver pod) and Kube.get after a 409.
     **{(g, r, v): K for g, r in [("", "services"), ("", "serviceaccounts"), ("", "secrets"), ("", "configmaps"),
                                   ("", "persistentvolumeclaims"), ("rbac.authorization.k8s.io", "roles"),
@@ -498,17 +495,12 @@ def test_rbac_covers_every_request_the_operator_makes(traffic, default_objs):
                                               ("", "persistentvolumeclaims", "get")}
 
 
-# kopf's scans of the cluster: it survives a 403 on them (a warning, then no runtime discovery).
-KOPF_OPTIONAL = {("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")} | {
-    ("", "namespaces", v) for v in ("list", "watch")}
-
-
 def test_namespaced_install_covers_the_namespaced_operator(traffic, namespaced_objs, tmp_path):
     """`watchNamespaces`: the operator (SPARKBOOK_NAMESPACES, as the chart sets it) makes only
-    requests in its namespaces that the Role there allows, plus kopf's optional cluster scans."""
+    requests in its namespaces that the Role there allows, and none at the cluster scope."""
     role = flatten(the([o for o in namespaced_objs if o["metadata"]["namespace"] == "team-a"], "Role")["rules"])
     # What the cluster-wide run needed, the Role grants (the informers then list per namespace instead).
-    assert {(g, r, v) for g, r, v, _ in traffic} - KOPF_OPTIONAL - role == set()
+    assert {(g, r, v) for g, r, v, _ in traffic} - role == set()
 
     with EmulatorThread(crds=sorted((ROOT / "crds").glob("*.yaml"))) as emu:
         for ns in ("team-a", "other"):
@@ -528,8 +520,8 @@ def test_namespaced_install_covers_the_namespaced_operator(traffic, namespaced_o
         assert emu.get("v1", "pods", "other", "analytics-driver") is None  # not watched, not touched
     requests = {(r.group or "", r.plural + (f"/{r.subresource}" if r.subresource else ""), r.verb or "", r.namespace)
                 for r in records}
-    assert {ns for *_, ns in requests} == {"team-a", None}
-    assert {(g, r, v) for g, r, v, ns in requests if ns is None} <= KOPF_OPTIONAL
+    # kopf's scans of CRDs and namespaces are off (settings.scanning.disabled): nothing cluster-wide.
+    assert {ns for *_, ns in requests} == {"team-a"}, requests
     assert {(g, r, v) for g, r, v, ns in requests if ns == "team-a"} - role == set()
 
 

@@ -47,6 +47,10 @@ def route(controller: Controller, etype: str, kind: str, new: dict[str, Any] | N
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # our own Events say what happened
+    # kopf only runs the process here (our informers watch): it needs no scan of the cluster's
+    # CRDs and namespaces, which a namespace-scoped install may not list (the real API server's
+    # audit log showed those 403s on every start).
+    settings.scanning.disabled = True
     config = Settings.from_env()
     kube = Kube(
         connection_from_environment(),

@@ -250,6 +250,9 @@ class Cluster:
     state: Path
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    # (stopped, ready again) of each restart(), as epoch seconds: while kube-apiserver starts, its
+    # RBAC authorizer's caches are still empty and it refuses requests it would allow.
+    restarts: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def kubeconfig(self) -> Path:
@@ -437,10 +440,12 @@ class Cluster:
     def restart(self, component: str) -> None:
         """Stop one component (SIGTERM) and start it again with the same flags and ports."""
         argv = {"kube-apiserver": self.apiserver_argv, "kube-controller-manager": self.controller_manager_argv}[component]()
+        stopped = time.time()
         _stop(self.pids.get(component))
         self._spawn(component, argv)
         if component == "kube-apiserver":
             self._wait("kube-apiserver", lambda: self._get("/readyz") == b"ok", timeout=180)
+        self.restarts.append((stopped, time.time()))
 
     def down(self, *, quiet: bool = False, keep_state: bool = False) -> None:
         """Stop only the processes this state directory records."""

@@ -14,10 +14,10 @@ import uuid
 import pytest
 import yaml
 
-from tests.e2e.conftest import KUBECTL, ROOT
+from tests.kind.conftest import KUBECTL, ROOT
 from tests.jupyter_api import execute
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kind]
+pytestmark = pytest.mark.kind
 
 
 def _poll(check, *, timeout: float, interval: float = 2.0, what: str):
