@@ -129,6 +129,10 @@ class Controller:
         self._tokens: dict[tuple[str, str], str] = {}
         self.recent = RecentWrites()
         self._executor_pass: dict[Key, float] = {}  # when the last executor-triggered pass was due
+        # Resources whose own children were seen deleted: before anything is made for them again,
+        # the API server (not the cache) must say that they still exist.
+        self._lost_children: set[Key] = set()
+        self._gone: dict[Key, str] = {}  # ... and those the API server said were gone (by uid)
 
     def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The cache, corrected by what we wrote ourselves and it has not seen yet."""
@@ -146,6 +150,37 @@ class Controller:
         meta = pod["metadata"]
         await self.kube.delete("v1", "Pod", meta["namespace"], meta["name"], uid=meta.get("uid"))
         self.recent.deleted(pod, "Pod")
+
+    def child_deleted(self, child: dict[str, Any]) -> None:
+        """A watch saw one of our children go. When its owner is being deleted, the garbage
+        collector's deletions of the children may reach us before the owner's own DELETED event
+        (another watch, lagging): a pass that trusted the cache would re-create every child."""
+        meta = child.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if labels.get(names.ROLE_LABEL) == "executor":
+            return  # Spark's, under dynamic allocation
+        for ref in meta.get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") in ("SparkSession", "NotebookServer") \
+                    and ref.get("apiVersion", "").startswith(f"{names.GROUP}/"):
+                self._lost_children.add((ref["kind"], meta.get("namespace", ""), ref["name"]))
+
+    async def _still_there(self, body: dict[str, Any]) -> bool:
+        """After its children were deleted: is this resource still there and not going (a read
+        from the API server, since our cache may lag behind the deletion)?"""
+        meta = body["metadata"]
+        key: Key = (body["kind"], meta["namespace"], meta["name"])
+        if self._gone.get(key) == meta.get("uid"):
+            return False  # until the cache sees the deletion too (every pass meanwhile is stale)
+        if key not in self._lost_children:
+            return True
+        fresh = await self.kube.get(body["apiVersion"], body["kind"], meta["namespace"], meta["name"])
+        self._lost_children.discard(key)
+        alive = (fresh is not None and fresh["metadata"].get("uid") == meta.get("uid")
+                 and not fresh["metadata"].get("deletionTimestamp"))
+        if not alive:
+            self._gone[key] = meta.get("uid", "")
+            log.info("%s %s/%s is gone or going: nothing is made for it", body["kind"], meta["namespace"], meta["name"])
+        return alive
 
     # --- running -----------------------------------------------------------------------------
 
@@ -210,6 +245,13 @@ class Controller:
                 for namespace, name in list(self.cache.keys(kind)):
                     self.enqueue(kind, namespace, name)
 
+    def _failed(self, key: Key, e: Exception) -> None:
+        metrics.RECONCILES.labels(key[0], "error").inc()
+        delay = self.queue.retry(key)
+        level = logging.WARNING if isinstance(e, (ApiError, Transient)) else logging.ERROR
+        log.log(level, "reconcile of %s/%s/%s failed (retry in %.1fs): %s", *key, delay, e,
+                exc_info=level == logging.ERROR)
+
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
@@ -218,12 +260,16 @@ class Controller:
                 outcome = await self.reconcile(key)
             except asyncio.CancelledError:
                 raise
+            except ApiError as e:
+                if e.status == 403 and "because it is being terminated" in e.message:
+                    # NamespaceLifecycle: the namespace is going, and everything in it with it.
+                    # Retrying would only be refused again, as fast as the backoff allows.
+                    log.info("%s %s/%s: its namespace is being deleted; nothing more is made there", *key)
+                    self.queue.forget(key)
+                else:
+                    self._failed(key, e)
             except Exception as e:  # noqa: BLE001 - any failure is retried with backoff, never fatal
-                metrics.RECONCILES.labels(key[0], "error").inc()
-                delay = self.queue.retry(key)
-                level = logging.WARNING if isinstance(e, (ApiError, Transient)) else logging.ERROR
-                log.log(level, "reconcile of %s/%s/%s failed (retry in %.1fs): %s", *key, delay, e,
-                        exc_info=level == logging.ERROR)
+                self._failed(key, e)
             else:
                 metrics.RECONCILES.labels(key[0], "ok").inc()
                 self.queue.forget(key)
@@ -272,7 +318,9 @@ class Controller:
 
     async def reconcile_session(self, namespace: str, name: str) -> Outcome:
         body = self.cache.get("SparkSession", namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
+            self._gone.pop(("SparkSession", namespace, name), None)
+        if body is None or body["metadata"].get("deletionTimestamp") or not await self._still_there(body):
             self._executor_pass.pop(("SparkSession", namespace, name), None)
             return Outcome()  # children go with it through their ownerReferences
         meta = body["metadata"]
@@ -455,7 +503,9 @@ class Controller:
 
     async def reconcile_notebook(self, namespace: str, name: str) -> Outcome:
         body = self.cache.get("NotebookServer", namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
+        if body is None:
+            self._gone.pop(("NotebookServer", namespace, name), None)
+        if body is None or body["metadata"].get("deletionTimestamp") or not await self._still_there(body):
             return Outcome()
         meta = body["metadata"]
         uid = meta["uid"]

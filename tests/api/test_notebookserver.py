@@ -205,3 +205,30 @@ def test_both_session_and_ref_is_rejected(emulator, kubectl, namespace):
     result = kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
     assert result.returncode != 0
     assert "set either spark.sessionRef" in result.stderr
+
+
+def test_no_write_for_a_deleted_notebook_whose_deletion_the_operator_has_not_seen(
+        emulator, operator, kubectl, namespace):
+    """As for SparkSessions: the garbage collector's deletions of a notebook's children (its
+    StatefulSet, Secret, ConfigMap, Service and own SparkSession) arrive before the notebook's own
+    DELETED event; none of them is made again."""
+    import time
+
+    kubectl("apply", "-f", "-", input=example("notebookserver.yaml", namespace))
+    wait_for(lambda: emulator.get("apps/v1", "statefulsets", namespace, "alice")
+             and emulator.get(GROUP, "sparksessions", namespace, "alice-spark"), what="children")
+    settle(lambda: len(operator_writes(emulator, namespace)), quiet=1.5)
+    emulator.emulator.watch_lag[("sparkbook.io", "notebookservers")] = 2.5
+    try:
+        since = len(emulator.requests)
+        kubectl("delete", "notebookserver", "alice", "-n", namespace)
+        wait_for(lambda: emulator.get("apps/v1", "statefulsets", namespace, "alice") is None, what="children gone")
+        time.sleep(4.0)  # past the lag
+    finally:
+        emulator.emulator.watch_lag.clear()
+    late = [(r.method, r.plural, r.name) for r in emulator.writes(since)
+            if r.namespace == namespace and "sparkbook-operator" in (r.user_agent or "")]
+    assert late == [], f"the operator wrote for a deleted notebook: {late}"
+    for api_version, plural, name in [("apps/v1", "statefulsets", "alice"), ("v1", "secrets", "alice-token"),
+                                      ("v1", "configmaps", "alice-startup"), (GROUP, "sparksessions", "alice-spark")]:
+        assert emulator.get(api_version, plural, namespace, name) is None, f"{plural}/{name} came back"

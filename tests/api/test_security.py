@@ -12,6 +12,7 @@ import yaml
 
 from sparkbook import names
 from tests.api.conftest import ROOT, kubelet_runs, statefulset_controller, wait_for
+from tests.pod_rules import hardening_problems
 
 GROUP = "sparkbook.io/v1alpha1"
 
@@ -70,14 +71,9 @@ def test_every_pod_is_restricted_and_every_session_and_notebook_has_a_network_po
                               [names.EXECUTOR_TEMPLATE_KEY])
     pod_specs = [emulator.get("v1", "pods", namespace, "alice-spark-driver")["spec"],
                  sts["spec"]["template"]["spec"], template["spec"]]
-    for spec in pod_specs:
-        assert spec["securityContext"]["runAsNonRoot"] is True
-        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        assert spec["enableServiceLinks"] is False
-        for c in spec["containers"]:
-            sc = c["securityContext"]
-            assert sc["allowPrivilegeEscalation"] is False and sc["capabilities"] == {"drop": ["ALL"]}
-            assert not sc.get("privileged")
+    driver, notebook, executor = pod_specs
+    assert hardening_problems(driver, needs_api_token=True) == []
+    assert hardening_problems(notebook) == [] and hardening_problems(executor) == []
     assert not any(v.get("hostPath") for spec in pod_specs for v in spec.get("volumes", []))
     services = [emulator.get("v1", "services", namespace, n) for n in ("alice-spark-connect", "alice-spark-ui", "alice")]
     assert all(s["spec"]["type"] == "ClusterIP" for s in services)

@@ -28,6 +28,7 @@ from sparkbook import chart, names
 from sparkbook.build.session import DRIVER_RULES
 from sparkbook.testing.emulator import EmulatorThread
 from tests.api.conftest import Operator, kubelet_runs, statefulset_controller, wait_for
+from tests.pod_rules import hardening_problems
 
 helm = pytest.importorskip("helm_python", reason="helm-python-sdk is a test dependency: make venv")
 kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="a test dependency: make venv")
@@ -177,6 +178,14 @@ def test_namespaced_render_has_no_cluster_wide_permission(namespaced_objs):
     # The same rules as cluster-wide, minus kopf's cluster-scoped CRD watch.
     cluster_rules = the(render(), "ClusterRole")["rules"]
     assert roles["team-a"]["rules"] == [r for r in cluster_rules if "apiextensions.k8s.io" not in r["apiGroups"]]
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}, {"replicaCount": 2, "leaderElection": {
+    "enabled": True}}], ids=["default", "namespaced", "leader-election"])
+def test_the_operator_pod_passes_the_same_hardening_as_the_pods_it_makes(values):
+    """tests/pod_rules.py is the one rule set for the driver, executor and notebook pods too."""
+    pod = the(render(values), "Deployment")["spec"]["template"]["spec"]
+    assert hardening_problems(pod, needs_api_token=True) == []
 
 
 def test_optional_values(tmp_path):
@@ -346,6 +355,7 @@ DERIVED: dict[tuple[str, str, str], str] = {
                                         ("rbac.authorization.k8s.io", "rolebindings"), ("apps", "statefulsets"),
                                         ("networking.k8s.io", "networkpolicies"), ("sparkbook.io", "sparksessions")]},
     ("sparkbook.io", "notebookservers", "patch"): K,        # Kube.annotate: culled-at
+    ("sparkbook.io", "notebookservers", "get"): K,          # Controller._still_there after children went
     ("sparkbook.io", "sparksessions/status", "patch"): K,   # Kube.patch_status
     ("sparkbook.io", "notebookservers/status", "patch"): K,
     ("", "pods", "delete"): K,                               # Kube.delete: drivers only

@@ -14,6 +14,7 @@ from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.build.notebook import notebook_children, statefulset
 from sparkbook.render import RenderError, render_stream
 from sparkbook.settings import Settings
+from tests.pod_rules import hardening_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "golden"
@@ -84,7 +85,7 @@ def test_pvc_is_owned_only_when_not_retained():
 def test_notebook_pod_is_restricted_writes_its_pvc_and_probes_jupyter():
     sts = statefulset(owner=OWNER, spec=NotebookServerSpec(), image="nb:1", running=True)
     pod = sts["spec"]["template"]["spec"]
-    assert pod["enableServiceLinks"] is False and pod["automountServiceAccountToken"] is False
+    assert hardening_problems(pod) == []
     assert pod["securityContext"]["fsGroup"] == names.NOTEBOOK_GID
     assert pod["securityContext"]["runAsNonRoot"] is True
     (c,) = pod["containers"]

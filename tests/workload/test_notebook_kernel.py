@@ -71,15 +71,23 @@ class Ran:
         return self.nb.cells[self.ids[name]]
 
     def text(self, name: str) -> str:
-        """Everything a cell showed, as text (streams, text/plain, text/html, error tracebacks)."""
+        """Everything a cell showed, as text (streams, text/plain, text/html, error tracebacks).
+
+        Streams read as a front end shows them: the kernel may flush one print() in several stream
+        messages (even between its arguments), and JupyterLab joins consecutive ones of a stream."""
         parts: list[str] = []
+        previous: Any = None
         for out in self.cell(name).outputs:
             if out.output_type == "stream":
-                parts.append(out.text)
+                if previous is not None and previous.output_type == "stream" and previous.name == out.name:
+                    parts[-1] += out.text
+                else:
+                    parts.append(out.text)
             elif out.output_type in ("display_data", "execute_result"):
                 parts.extend(str(out.data.get(m, "")) for m in ("text/plain", "text/html"))
             elif out.output_type == "error":
                 parts.append("\n".join(out.traceback))
+            previous = out
         return "\n".join(parts)
 
     def stream(self, name: str, which: str) -> str:
@@ -96,6 +104,20 @@ class Ran:
         start = datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00"))
         end = datetime.fromisoformat(timing["shell.execute_reply"].replace("Z", "+00:00"))
         return (end - start).total_seconds()
+
+
+def test_text_reads_split_stream_outputs_as_a_front_end_shows_them() -> None:
+    """A kernel flushed between print()'s arguments (seen in CI): the text is still one line."""
+    from nbformat.v4 import new_output
+
+    cell = new_code_cell("print('plain', kind, n)")
+    cell.outputs = [new_output("stream", name="stdout", text="plain"),
+                    new_output("stream", name="stdout", text=" pyspark.sql.connect.dataframe 3\n"),
+                    new_output("stream", name="stderr", text="warning\n"),
+                    new_output("stream", name="stdout", text="after\n")]
+    ran = Ran(nb=new_notebook(cells=[cell]), seconds=0.0, ids={"c": 0})
+    assert ran.text("c") == "plain pyspark.sql.connect.dataframe 3\n\nwarning\n\nafter\n"
+
 
 
 def _notebook(cells: list[tuple[str, str]], *, raises: tuple[str, ...] = ()) -> tuple[Any, dict[str, int]]:

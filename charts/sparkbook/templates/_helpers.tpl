@@ -57,13 +57,14 @@ No wildcards, and never `escalate`, `bind` or `impersonate`.
 {{- define "sparkbook.namespacedRules" -}}
 # The custom resources: the operator's informers list and watch them; the operator creates and server-side-applies
 # the SparkSession a NotebookServer owns (`get` after a 409 on create), and merge-patches the
-# culled-at / idle-suspended-at annotations.
+# culled-at / idle-suspended-at annotations. After a resource's children are deleted, it `get`s the
+# resource itself: a lagging watch must not make it re-create the children of a deleted one.
 - apiGroups: ["sparkbook.io"]
   resources: ["sparksessions"]
   verbs: ["create", "get", "list", "patch", "watch"]
 - apiGroups: ["sparkbook.io"]
   resources: ["notebookservers"]
-  verbs: ["list", "patch", "watch"]
+  verbs: ["get", "list", "patch", "watch"]
 # Status is written through the status subresource only.
 - apiGroups: ["sparkbook.io"]
   resources: ["sparksessions/status", "notebookservers/status"]

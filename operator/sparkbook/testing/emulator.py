@@ -203,6 +203,9 @@ class Emulator(kmock.KubernetesScaffold):
     # API Priority and Fairness (on by default since Kubernetes 1.20, GA in 1.29): the real server
     # names the flow schema and priority level that admitted each request in these headers.
     priority_and_fairness: bool = True
+    # Fault injection: watch events of these (group, plural) reach clients this many seconds late,
+    # as from a watch cache that lags behind the others (each event waits in its stream).
+    watch_lag: dict[tuple[str, str], float] = attrs.field(factory=dict)
 
     records: list[RequestRecord] = attrs.field(factory=list, init=False)
     _defs: dict[tuple[str, str, str], ResourceDef] = attrs.field(factory=dict, init=False)
@@ -1176,6 +1179,9 @@ class Emulator(kmock.KubernetesScaffold):
                     continue
                 if ev is None:   # shutdown
                     return
+                lag = self.watch_lag.get((rd.group, rd.plural))
+                if lag:
+                    await asyncio.sleep(lag)
                 out = self._watch_event(rd, w, ev, table, params)
                 if out is not None:
                     yield out
