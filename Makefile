@@ -24,6 +24,7 @@ $(CHECKOV):
 
 venv: $(STAMP) $(CHECKOV) ## a virtualenv with everything the tests need
 	@scripts/ensure-java.sh
+	@scripts/ensure-lua.sh
 
 test: venv cluster-build ## the whole suite, the e2e tests on a real control plane of their own included
 	$(BIN)/ruff check operator tests
