@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-unit test-api test-workload crds manifests golden render local demo e2e e2e-kind clean bench cluster cluster-down cluster-build
+.PHONY: venv test test-unit test-api test-workload crds manifests argocd golden render local demo e2e e2e-kind clean bench cluster cluster-down cluster-build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,7 @@ test: venv cluster-build ## the whole suite, the e2e tests on a real control pla
 	$(BIN)/ruff check operator tests
 	$(BIN)/sparkbook crds --check
 	$(BIN)/python -m sparkbook.chart --check
+	$(BIN)/python -m sparkbook.argocd --check
 	$(BIN)/python -m pytest -ra
 
 test-unit: venv
@@ -46,6 +47,9 @@ crds: venv ## regenerate crds/ from the API models
 
 manifests: venv ## regenerate charts/sparkbook/crds/ and manifests/install.yaml from crds/ and the chart
 	$(BIN)/python -m sparkbook.chart
+
+argocd: venv ## regenerate argocd/argocd-cm-patch.yaml and its copy in docs/gitops.md from the health.lua files
+	$(BIN)/python -m sparkbook.argocd
 
 golden: venv ## rewrite the golden manifests after a reviewed builder change
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/unit -k golden

@@ -197,3 +197,36 @@ def test_lua_literal() -> None:
     assert sc.lua_literal({"a": [1, 2.5, True], "b": None, "c": {}}) == '{["a"] = {1, 2.5, true}, ["c"] = {}}'
     with pytest.raises(ValueError):
         sc.lua_literal([1, None])
+
+
+def test_the_argocd_cm_snippet_is_generated_from_the_scripts() -> None:
+    """argocd/argocd-cm-patch.yaml and its copy in docs/gitops.md hold every health.lua, unchanged."""
+    from sparkbook import argocd
+
+    problems = argocd.check(sc.ROOT)
+    assert not problems, "\n".join(problems) + "\nregenerate: python -m sparkbook.argocd"
+    patch = yaml.safe_load((sc.ROOT / argocd.PATCH).read_text())
+    assert patch["metadata"]["name"] == "argocd-cm"
+    assert patch["data"] == {
+        f"resource.customizations.health.sparkbook.io_{kind}": sc.health_script(kind).read_text()
+        for kind in sc.KINDS
+    }
+    doc = (sc.ROOT / argocd.DOC).read_text()
+    block = doc.split(argocd.BEGIN, 1)[1].split(argocd.END, 1)[0].strip()
+    assert yaml.safe_load(block.removeprefix("```yaml").removesuffix("```")) == patch
+
+
+def test_the_snippet_generator_notices_drift(tmp_path: Path) -> None:
+    from sparkbook import argocd
+
+    for rel in (argocd.DOC, *(p.relative_to(sc.ROOT) for p in (sc.ROOT / argocd.CUSTOMIZATIONS).glob("*/*/health.lua"))):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text((sc.ROOT / rel).read_text())
+    assert argocd.main(["--root", str(tmp_path)]) == 0
+    assert argocd.check(tmp_path) == []
+    script = tmp_path / argocd.CUSTOMIZATIONS / "sparkbook.io" / "SparkSession" / "health.lua"
+    script.write_text(script.read_text() + "-- changed\n")
+    assert argocd.check(tmp_path) == [
+        "argocd/argocd-cm-patch.yaml: out of date with the health.lua files",
+        "docs/gitops.md: out of date with the health.lua files",
+    ]
