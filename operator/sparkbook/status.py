@@ -93,7 +93,7 @@ def progress_conditions(
     previous: list[dict[str, Any]],
     now: str,
 ) -> list[dict[str, Any]]:
-    """Reconciling and Stalled, as kstatus (Argo CD, Flux) reads them."""
+    """Reconciling and Stalled, as kstatus (Flux) reads them; Argo CD through the health checks in argocd/."""
     return [
         condition("Reconciling", rec[0], rec[1], rec[2], generation=generation, previous=previous, now=now),
         condition(
