@@ -31,7 +31,7 @@ test: venv cluster-build ## the whole suite, the e2e tests on a real control pla
 	$(BIN)/sparkbook crds --check
 	$(BIN)/python -m sparkbook.chart --check
 	$(BIN)/python -m sparkbook.argocd --check
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=15
 
 test-unit: venv
 	$(BIN)/python -m pytest -ra tests/unit
