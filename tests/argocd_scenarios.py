@@ -14,6 +14,9 @@ statuses they read, produced by the operator's own status functions (sparkbook.s
 from __future__ import annotations
 
 import argparse
+import ast
+import functools
+import inspect
 import shutil
 import subprocess
 import sys
@@ -24,6 +27,7 @@ from typing import Any, Callable
 import yaml
 
 from sparkbook import names
+from sparkbook import status as sparkbook_status
 from sparkbook.status import NotebookObservation, SessionObservation, notebook_status, session_status
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +113,36 @@ def run_health(script: Path, obj: dict[str, Any]) -> tuple[str, str]:
         raise AssertionError(f"{script} failed (exit {proc.returncode}):\n{proc.stderr.decode(errors='replace')}")
     status, _, message = proc.stdout.decode().partition("\n")
     return status, message
+
+
+@functools.cache
+def pod_failure_reasons() -> frozenset[str]:
+    """Every Ready reason sparkbook.status gives a failing pod, read from the code, not copied:
+    WAITING_PROBLEMS (passed through from the container's waiting reason) and the literal reasons
+    pod_problem returns, directly, as a fallback (`x or "Error"`) or through a local variable. The
+    reasons it passes through from the pod (a PodScheduled reason such as Unschedulable: a pod not
+    started yet, not a failing one; a terminated container's own reason) are not literals."""
+    tree = ast.parse(inspect.getsource(sparkbook_status.pod_problem))
+    assigned = {
+        target.id: node.value
+        for node in ast.walk(tree) if isinstance(node, ast.Assign)
+        for target in node.targets if isinstance(target, ast.Name)
+    }
+
+    def literals(expr: ast.expr | None) -> set[str]:
+        if isinstance(expr, ast.Name):
+            return literals(assigned.get(expr.id))
+        if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+            return literals(expr.values[-1])
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            return {expr.value}
+        return set()
+
+    found = set(sparkbook_status.WAITING_PROBLEMS)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Return) and isinstance(node.value, ast.Tuple):
+            found |= literals(node.value.elts[0])
+    return frozenset(found)
 
 
 # --- resources, with the status the operator writes ------------------------------------------
@@ -277,13 +311,23 @@ def _session_scenarios() -> list[Scenario]:
     terminating["metadata"]["deletionTimestamp"] = NOW
     evicted = pod(DRIVER, phase="Failed", ready=False, reason="Evicted",
                   message="The node was low on resource: memory.")
+    crash = pod(DRIVER, ready=False, **waiting("spark-connect", "CrashLoopBackOff", "back-off 5m0s restarting",
+                                               last={"reason": "Error", "exitCode": 1}))
+    exited = pod(DRIVER, ready=False, containerStatuses=[
+        {"name": "spark-connect", "state": {"terminated": {"reason": "Error", "exitCode": 1}}}])
+    unschedulable = pod(DRIVER, phase="Pending", ready=False, conditions=[
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 Insufficient memory."}])
+    creating = pod(DRIVER, phase="Pending", ready=False, **waiting("spark-connect", "ContainerCreating"))
     return [
         Scenario(k, "healthy", RUNNING_SESSION, "Healthy", ready_message, fixture=True,
                  about="The driver serves Spark Connect, two executors run"),
         Scenario(k, "progressing", STARTING_SESSION, "Progressing", ready_message, fixture=True,
                  about="The driver pod is starting"),
-        Scenario(k, "progressing_image_pull", session(driver=image_pull), "Progressing", ready_message, fixture=True,
+        Scenario(k, "degraded_image_pull", session(driver=image_pull), "Degraded", ready_message, fixture=True,
                  about="The driver's image cannot be pulled (kubelet retries)"),
+        Scenario(k, "degraded_oom_killed", session(driver=oom), "Degraded", ready_message, fixture=True,
+                 about="The driver ran out of memory and is in CrashLoopBackOff"),
         Scenario(k, "progressing_no_status", _without_status(RUNNING_SESSION), "Progressing",
                  "Waiting for the Sparkbook operator to report the SparkSession's status", fixture=True,
                  about="Just created, before the operator has seen it"),
@@ -301,8 +345,13 @@ def _session_scenarios() -> list[Scenario]:
         Scenario(k, "pending", session(), "Progressing", ready_message),
         Scenario(k, "restarting", session(waiting_backoff=BACKOFF, restarts=2, last_failure="OOMKilled"),
                  "Progressing", ready_message),
-        Scenario(k, "oom_killed", session(driver=oom), "Progressing", ready_message),
-        Scenario(k, "evicted", session(driver=evicted), "Progressing", ready_message),
+        Scenario(k, "crash_loop", session(driver=crash), "Degraded", ready_message),
+        Scenario(k, "crash_loop_backing_off", session(driver=crash, waiting_backoff=BACKOFF, restarts=2),
+                 "Degraded", ready_message),
+        Scenario(k, "exited_with_error", session(driver=exited), "Degraded", ready_message),
+        Scenario(k, "evicted", session(driver=evicted), "Degraded", ready_message),
+        Scenario(k, "unschedulable", session(driver=unschedulable), "Progressing", ready_message),
+        Scenario(k, "container_creating", session(driver=creating), "Progressing", ready_message),
         Scenario(k, "terminating_driver", session(driver=terminating), "Progressing", ready_message),
         Scenario(k, "replacing", session(driver=RUNNING_DRIVER, replacing="replacing the driver: its spec changed"),
                  "Progressing", ready_message),
@@ -318,7 +367,17 @@ def _session_scenarios() -> list[Scenario]:
 
 def _notebook_scenarios() -> list[Scenario]:
     k = "NotebookServer"
-    crash = pod("alice-0", ready=False, **waiting("notebook", "CrashLoopBackOff", "back-off 5m0s restarting"))
+    crash = pod("alice-0", ready=False, **waiting("notebook", "CrashLoopBackOff", "back-off 5m0s restarting",
+                                                  last={"reason": "Error", "exitCode": 1}))
+    oom = pod("alice-0", ready=False, **waiting("notebook", "CrashLoopBackOff", "back-off 40s restarting",
+                                                last={"reason": "OOMKilled", "exitCode": 137}))
+    image_pull = pod("alice-0", phase="Pending", ready=False,
+                     **waiting("notebook", "ErrImagePull", 'pull access denied for "jupyter/missing"'))
+    evicted = pod("alice-0", phase="Failed", ready=False, reason="Evicted",
+                  message="The node was low on resource: ephemeral-storage.")
+    unschedulable = pod("alice-0", phase="Pending", ready=False, conditions=[
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+         "message": "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}])
     idle_session = session(idle_suspended_at="2025-12-31T22:00:00Z")
     culling = pod("alice-0")
     culling["metadata"]["deletionTimestamp"] = NOW
@@ -332,6 +391,8 @@ def _notebook_scenarios() -> list[Scenario]:
         Scenario(k, "progressing", notebook(statefulset=STATEFULSET, pod=pod("alice-0", phase="Pending", ready=False),
                                             session=RUNNING_SESSION),
                  "Progressing", ready_message, fixture=True, about="The Jupyter pod is starting"),
+        Scenario(k, "degraded_crash_loop", notebook(statefulset=STATEFULSET, pod=crash, session=RUNNING_SESSION),
+                 "Degraded", ready_message, fixture=True, about="Jupyter exits with an error and is in CrashLoopBackOff"),
         Scenario(k, "progressing_no_status", _without_status(notebook()), "Progressing",
                  "Waiting for the Sparkbook operator to report the NotebookServer's status", fixture=True,
                  about="Just created, before the operator has seen it"),
@@ -352,7 +413,13 @@ def _notebook_scenarios() -> list[Scenario]:
         Scenario(k, "creating", notebook(), "Progressing", ready_message),
         Scenario(k, "waiting_for_pod", notebook(statefulset=STATEFULSET, session=RUNNING_SESSION), "Progressing",
                  ready_message),
-        Scenario(k, "crash_loop", notebook(statefulset=STATEFULSET, pod=crash, session=RUNNING_SESSION),
+        Scenario(k, "oom_killed", notebook(statefulset=STATEFULSET, pod=oom, session=RUNNING_SESSION),
+                 "Degraded", ready_message),
+        Scenario(k, "image_pull", notebook(statefulset=STATEFULSET, pod=image_pull, session=RUNNING_SESSION),
+                 "Degraded", ready_message),
+        Scenario(k, "evicted", notebook(statefulset=STATEFULSET, pod=evicted, session=RUNNING_SESSION),
+                 "Degraded", ready_message),
+        Scenario(k, "unschedulable", notebook(statefulset=STATEFULSET, pod=unschedulable, session=RUNNING_SESSION),
                  "Progressing", ready_message),
         Scenario(k, "waiting_for_session_token",
                  notebook(statefulset=None, session_name="alice-spark",

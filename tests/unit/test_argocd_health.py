@@ -5,6 +5,7 @@ operator's status functions write."""
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sparkbook.status import WAITING_PROBLEMS
 from tests import argocd_scenarios as sc
 
 CASES = [
@@ -76,7 +78,10 @@ def _expected(obj: dict[str, Any], *, behind: bool, stalled: tuple[str, str] | N
         return "Degraded", stalled[1]
     if stopped:
         return "Suspended", sc.ready_message(obj)
-    if sc.cond(obj, "Ready")["status"] == "True":
+    ready = sc.cond(obj, "Ready")
+    if ready["status"] == "False" and ready["reason"] in sc.pod_failure_reasons():
+        return "Degraded", sc.ready_message(obj)
+    if ready["status"] == "True":
         return "Healthy", serving(obj)
     return "Progressing", sc.ready_message(obj)
 
@@ -87,6 +92,10 @@ def test_every_session_status_maps_as_documented() -> None:
         "starting": sc.pod(sc.DRIVER, phase="Pending", ready=False),
         "ready": sc.RUNNING_DRIVER,
         "image_pull": sc.pod(sc.DRIVER, phase="Pending", ready=False, **sc.waiting("spark-connect", "ErrImagePull")),
+        "oom": sc.pod(sc.DRIVER, ready=False, **sc.waiting("spark-connect", "CrashLoopBackOff",
+                                                           last={"reason": "OOMKilled", "exitCode": 137})),
+        "unschedulable": sc.pod(sc.DRIVER, phase="Pending", ready=False,
+                                conditions=[{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]),
         "terminating": {**sc.RUNNING_DRIVER, "metadata": {**sc.RUNNING_DRIVER["metadata"], "deletionTimestamp": sc.NOW}},
     }
     seen = set()
@@ -147,8 +156,70 @@ def _obj(kind: str, status: dict[str, Any] | None, *, generation: int | None = 3
     return obj
 
 
-def _c(type_: str, status: str, message: str = "", generation: int | None = 3) -> dict[str, Any]:
-    return {"type": type_, "status": status, "reason": "R", "message": message, "observedGeneration": generation}
+def _c(type_: str, status: str, message: str = "", generation: int | None = 3, reason: str = "R") -> dict[str, Any]:
+    return {"type": type_, "status": status, "reason": reason, "message": message, "observedGeneration": generation}
+
+
+def _failing_pods(name: str, container: str) -> list[dict[str, Any]]:
+    """A pod for each way sparkbook.status.pod_problem finds one failing."""
+    pods = [sc.pod(name, ready=False, **sc.waiting(container, reason, f"{reason} for a test"))
+            for reason in sorted(WAITING_PROBLEMS)]
+    pods += [
+        sc.pod(name, ready=False, **sc.waiting(container, "CrashLoopBackOff", last={"reason": "OOMKilled"})),
+        sc.pod(name, phase="Failed", ready=False, reason="Evicted", message="The node was low on resource: memory."),
+        sc.pod(name, ready=False, containerStatuses=[{"name": container, "state": {"terminated": {"exitCode": 2}}}]),
+        sc.pod(name, ready=False, containerStatuses=[
+            {"name": container, "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}}]),
+        sc.pod(name, phase="Failed", ready=False),
+    ]
+    return pods
+
+
+def _lua_pod_failures(kind: str) -> set[str]:
+    table = re.search(r"local pod_failures = \{(.*?)\n\}", sc.health_script(kind).read_text(), re.S)
+    assert table, f"{kind}/health.lua has no pod_failures table"
+    return set(re.findall(r"(\w+) = true", table.group(1)))
+
+
+@pytest.mark.parametrize("kind", sc.KINDS)
+def test_every_failing_pod_reason_is_degraded(kind: str) -> None:
+    """Every Ready reason sparkbook.status gives a failing pod (WAITING_PROBLEMS and pod_problem's own
+    reasons, read from status.py) is Degraded with Ready's message, as Argo CD's Pod check calls such a
+    pod; the script lists exactly those, so neither side can gain or lose one unnoticed."""
+    reasons = sc.pod_failure_reasons()
+    assert {"CrashLoopBackOff", "ImagePullBackOff", "OOMKilled", "Evicted"} <= reasons  # the derivation works
+    assert _lua_pod_failures(kind) == reasons
+    for reason in sorted(reasons):
+        status = {"phase": "Starting", "observedGeneration": 3,
+                  "conditions": [_c("Ready", "False", f"the pod is {reason}", reason=reason)]}
+        assert health(kind, _obj(kind, status)) == ("Degraded", f"the pod is {reason}"), reason
+        # Still behind the spec: Progressing first, whatever the old status said.
+        assert health(kind, _obj(kind, status, generation=4))[0] == "Progressing", reason
+        status["conditions"][0]["message"] = ""
+        assert health(kind, _obj(kind, status))[0] == "Degraded", reason
+    # Starting, or not scheduled yet for a moment: not a failure.
+    for reason in ("Unschedulable", "ContainerCreating", "DriverStarting", "DriverRestarting", "DriverNotCreated",
+                   "ServerStarting", "PodPending", "Creating", "ChildrenMissing", "R"):
+        status = {"phase": "Starting", "observedGeneration": 3, "conditions": [_c("Ready", "False", "wait", reason=reason)]}
+        assert health(kind, _obj(kind, status)) == ("Progressing", "wait"), reason
+
+
+def test_the_status_functions_give_failing_pods_exactly_those_reasons() -> None:
+    """Through the real session_status/notebook_status: each way a pod fails puts one of
+    pod_failure_reasons() on Ready, all of them are reached, and both scripts say Degraded."""
+    for kind, pods, make in (
+        ("SparkSession", _failing_pods(sc.DRIVER, "spark-connect"), lambda p: sc.session(driver=p)),
+        ("NotebookServer", _failing_pods("alice-0", "notebook"),
+         lambda p: sc.notebook(statefulset=sc.STATEFULSET, pod=p, session=sc.RUNNING_SESSION)),
+    ):
+        seen = set()
+        for pod in pods:
+            obj = make(pod)
+            ready = sc.cond(obj, "Ready")
+            assert ready["status"] == "False" and ready["reason"] in sc.pod_failure_reasons(), (kind, ready)
+            assert health(kind, obj) == ("Degraded", ready["message"]), (kind, ready)
+            seen.add(ready["reason"])
+        assert seen == sc.pod_failure_reasons(), kind
 
 
 @pytest.mark.parametrize("kind", sc.KINDS)

@@ -63,6 +63,23 @@ if suspend or status.phase == "Suspended" or status.phase == "Idle" then
   return hs
 end
 
+-- The driver pod is failing, not starting: Ready is False with one of the reasons
+-- sparkbook.status.pod_problem gives a failing pod (a container waiting in WAITING_PROBLEMS, a crash
+-- loop after OOMKilled, an eviction, a container that terminated with an error, a failed pod).
+-- They mirror Argo CD's own Pod health check, which calls such a pod Degraded (a waiting reason
+-- Err*, *Error or *BackOff, a failed pod, a container that terminated). A pod merely starting or
+-- not scheduled yet (Unschedulable, ContainerCreating, ...) stays Progressing.
+local pod_failures = {
+  ImagePullBackOff = true, ErrImagePull = true, InvalidImageName = true, CrashLoopBackOff = true,
+  CreateContainerConfigError = true, CreateContainerError = true, RunContainerError = true,
+  OOMKilled = true, Evicted = true, Error = true, Failed = true,
+}
+if ready ~= nil and ready.status == "False" and pod_failures[ready.reason] then
+  hs.status = "Degraded"
+  hs.message = message_of(ready, "The SparkSession's driver pod is failing: " .. ready.reason)
+  return hs
+end
+
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = message_of(ready, "Spark Connect is serving")
