@@ -16,7 +16,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,8 +35,10 @@ OPERATOR_NAMESPACE = "sparkbook-system"
 # --- the control plane ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Up for tests/e2e only: stopped after its last test, so it does not load the machine under
+    the timing-sensitive workload tests that follow."""
     build(quiet=True)
     cluster = Cluster(state=tmp_path_factory.mktemp("control-plane"))
     try:
@@ -62,7 +63,7 @@ def make_kubectl(kubeconfig: Path) -> Kubectl:
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kubectl(control_plane: Cluster) -> Kubectl:
     """kubectl as the cluster's admin."""
     return make_kubectl(control_plane.kubeconfig)
@@ -216,7 +217,7 @@ def install_manifests(kubectl: Kubectl) -> dict[str, Any]:
     return deployment
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def installed(kubectl: Kubectl) -> dict[str, Any]:
     return install_manifests(kubectl)
 
@@ -230,7 +231,7 @@ OPERATOR_TEST_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def operator(control_plane: Cluster, kubectl: Kubectl, installed: dict[str, Any],
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[InstalledOperator]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
@@ -264,8 +265,4 @@ def poll(check: Callable[[], Any], *, timeout: float = 60, interval: float = 0.5
 def secret_value(kubectl: Kubectl, namespace: str, name: str, key: str) -> str:
     data = json.loads(kubectl("get", "secret", name, "-n", namespace, "-o", "json").stdout)["data"]
     return base64.b64decode(data[key]).decode()
-
-
-def now() -> float:
-    return time.time()
 
