@@ -4,7 +4,10 @@ The messages mimic the real kube-apiserver's field errors, e.g.::
 
     spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1
     spec.mode: Unsupported value: "x": supported values: "a", "b"
-    spec: Invalid value: "object": min must be <= max
+    spec: Invalid value: min must be <= max
+    <nil>: Invalid value: metadata.name must be ...   (a rule at the root)
+
+and, as there, a cause's message is that text without its leading "field: ".
 """
 from __future__ import annotations
 
@@ -26,13 +29,25 @@ _ROOT_FIELDS = ('apiVersion', 'kind', 'metadata')
 class FieldError:
     __slots__ = ('field', 'reason', 'message', 'detail')
 
-    def __init__(self, field: str, reason: str, message: str) -> None:
+    def __init__(self, field: str, reason: str, message: str, detail: str = '') -> None:
         self.field = field
         self.reason = reason
         self.message = message   # the full "field: Kind of error: detail" text
+        self.detail = detail     # a CEL rule's own message, when the error comes from one
 
     def cause(self) -> dict[str, str]:
-        return {'reason': self.reason, 'message': self.message, 'field': self.field}
+        # kube-apiserver's causes carry the error body (field.Error.ErrorBody), the field apart.
+        body = self.message.removeprefix(f'{self.field}: ')
+        return {'reason': self.reason, 'message': body, 'field': self.field}
+
+
+# Errors after which kube-apiserver runs no CEL rule at all (apiextensions-apiserver
+# pkg/registry/customresource/strategy.go, hasBlockingErr): the rules' cost estimates and types
+# assume that the schema's bounds and types hold.
+_BLOCKING = frozenset({'FieldValueNotSupported', 'FieldValueRequired', 'FieldValueTooLong', 'FieldValueTooMany',
+                       'FieldValueTypeInvalid'})
+_NOT_CHECKED = FieldError('<nil>', 'FieldValueInvalid', '<nil>: Invalid value: null: some validation rules were not '
+                          'checked because the object was invalid; correct the existing errors to complete validation')
 
 
 def _fmt(value: Any) -> str:
@@ -140,12 +155,46 @@ def validate(obj: Any, schema: dict[str, Any], *, old: Any = _MISSING) -> list[F
         if isinstance(old.get('metadata'), dict):
             oldbody['metadata'] = {k: old['metadata'][k] for k in ('name', 'generateName') if k in old['metadata']}
     _validate(body, sch, '', errors, oldbody)
+    # As kube-apiserver: the schema first, then every CEL rule of the object (also where the schema
+    # found a pattern or a minimum broken), unless an error above makes them all unsafe to run.
+    if _has_cel(sch):
+        if any(e.reason in _BLOCKING for e in errors):
+            errors.append(_NOT_CHECKED)
+        else:
+            _walk_cel(body, sch, '', errors, oldbody)
     return errors
+
+
+def _has_cel(schema: Any) -> bool:
+    if not isinstance(schema, dict):
+        return False
+    if schema.get('x-kubernetes-validations'):
+        return True
+    subs = list((schema.get('properties') or {}).values()) + [schema.get('items'), schema.get('additionalProperties')]
+    return any(_has_cel(sub) for sub in subs)
+
+
+def _walk_cel(value: Any, schema: dict[str, Any], path: str, errors: list[FieldError], old: Any) -> None:
+    """Every CEL rule where its node has a value: the node's own rules, then its children's."""
+    if value is None or not isinstance(schema, dict):
+        return
+    if schema.get('x-kubernetes-validations'):
+        _validate_cel(value, schema, path, errors, old)
+    if isinstance(value, dict) and not schema.get('x-kubernetes-int-or-string'):
+        props = schema.get('properties') or {}
+        addl = schema.get('additionalProperties')
+        for key, sub in value.items():
+            sub_schema = props.get(key) if key in props else (addl if isinstance(addl, dict) else None)
+            if sub_schema is not None:
+                sub_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
+                _walk_cel(sub, sub_schema, _join(path, key), errors, sub_old)
+    elif isinstance(value, list) and isinstance(schema.get('items'), dict):
+        for i, item in enumerate(value):
+            _walk_cel(item, schema['items'], f'{path}[{i}]', errors, _MISSING)
 
 
 def _validate(value: Any, schema: dict[str, Any], path: str, errors: list[FieldError], old: Any) -> None:
     shown = path or '<root>'
-    n_before = len(errors)
     if value is None:
         if not schema.get('nullable'):
             typ = schema.get('type')
@@ -222,10 +271,6 @@ def _validate(value: Any, schema: dict[str, Any], path: str, errors: list[FieldE
                 sub_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
                 _validate(sub, sub_schema, _join(path, key), errors, sub_old)
 
-    # CEL rules only run on values that are structurally valid (as the real server does).
-    if len(errors) == n_before and schema.get('x-kubernetes-validations'):
-        _validate_cel(value, schema, path, errors, old)
-
 
 # ----------------------------------------------------------------------------------------------
 # CEL (x-kubernetes-validations).
@@ -277,29 +322,36 @@ def _validate_cel(value: Any, schema: dict[str, Any], path: str, errors: list[Fi
         field = path
         if rule.get('fieldPath'):
             field = (path + rule['fieldPath']) if path else rule['fieldPath'].lstrip('.')
-        shown = field or '<root>'
+        shown = field or '<nil>'   # Go prints the root's empty field.Path as <nil>
         reason = rule.get('reason') or 'FieldValueInvalid'
+        # The value is shown for a scalar node only (field.OmitValueType for objects and arrays).
+        omit = schema.get('type') in ('object', 'array')
+        bad_value = '' if omit else f' {_fmt(value)}:'
         try:
             ok = _cel_eval(expr, value, old if uses_old else _MISSING)
         except Exception as e:  # noqa: BLE001 — evaluation errors are reported as invalid values
+            # Here the value shown is the node's type, as kube-apiserver passes sts.Type.
+            detail = f'{e.args[0] if e.args else e} evaluating rule: {(rule.get("message") or expr).strip()}'
             errors.append(FieldError(shown, 'FieldValueInvalid',
-                                     f'{shown}: Invalid value: "{_type_name(value)}": failed rule: {expr}: {e.args[0] if e.args else e}'))
+                                     f'{shown}: Invalid value: "{schema.get("type") or ""}": {detail}', detail))
             continue
         if bool(ok):
             continue
-        message = rule.get('message') or f'failed rule: {expr}'
+        message = (rule.get('message') or '').strip() or f'failed rule: {expr.strip()}'
         if rule.get('messageExpression'):
             try:
                 message = str(_cel_eval(rule['messageExpression'], value, old if uses_old else _MISSING))
             except Exception:  # noqa: BLE001 — fall back to the static message
                 pass
-        kind = {'FieldValueForbidden': 'Forbidden', 'FieldValueRequired': 'Required value',
-                'FieldValueDuplicate': 'Duplicate value'}.get(reason)
-        if kind:
-            text = f'{shown}: {kind}: {message}'
+        if reason == 'FieldValueForbidden':
+            text = f'{shown}: Forbidden: {message}'
+        elif reason == 'FieldValueRequired':
+            text = f'{shown}: Required value: {message}'
+        elif reason == 'FieldValueDuplicate':
+            text = f'{shown}: Duplicate value{bad_value.rstrip(":")}'
         else:
-            text = f'{shown}: Invalid value: "{_type_name(value)}": {message}'
-        errors.append(FieldError(shown, reason, text))
+            text = f'{shown}: Invalid value:{bad_value} {message}'
+        errors.append(FieldError(shown, reason, text, message))
 
 
 def validate_crd_defaults(crd: dict[str, Any]) -> list[FieldError]:
@@ -314,9 +366,8 @@ def validate_crd_defaults(crd: dict[str, Any]) -> list[FieldError]:
             found: list[FieldError] = []
             _validate_cel(node['default'], node, '', found, _MISSING)
             for err in found:
-                rule = err.message.split(': ', 3)[-1]
                 errors.append(FieldError(f'{path}.default', 'FieldValueInvalid',
-                                         f'{path}.default: Invalid value: "{_type_name(node["default"])}": {rule}'))
+                                         f'{path}.default: Invalid value: "{_type_name(node["default"])}": {err.detail}'))
         for key, sub in (node.get('properties') or {}).items():
             walk(sub, f'{path}.properties[{key}]')
         if isinstance(node.get('items'), dict):
