@@ -70,4 +70,26 @@ CASES: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None], str]] =
     ("a notebook inline session with bad bounds", NOTEBOOK,
      at("spec.spark.session.dynamicAllocation", {"minExecutors": 9, "maxExecutors": 3}),
      "minExecutors <= initialExecutors <= maxExecutors"),
+
+    # Quantities that can only be positive (or zero) take no minus sign, as a string or as a number.
+    ("a negative driver CPU request", SESSION, at("spec.driver.coreRequest", "-500m"),
+     "spec.driver.coreRequest in body should match"),
+    ("a negative executor CPU request as a number", SESSION, at("spec.executor.coreRequest", -1),
+     "spec.executor.coreRequest in body should be greater than or equal to 0"),
+    ("a negative memory request", NOTEBOOK, at("spec.resources.requests", {"cpu": "1", "memory": "-4Gi"}),
+     "spec.resources.requests.memory in body should match"),
+    ("a negative CPU limit as a number", NOTEBOOK, at("spec.resources.limits", {"cpu": -2}),
+     "spec.resources.limits.cpu in body should be greater than or equal to 0"),
+    ("a negative storage size", NOTEBOOK, at("spec.storage.size", "-10Gi"), "spec.storage.size in body should match"),
+    ("a zero storage size", NOTEBOOK, at("spec.storage.size", "0Gi"), "spec.storage.size in body should match"),
+    ("a zero storage size as a number", NOTEBOOK, at("spec.storage.size", 0),
+     "spec.storage.size in body should be greater than or equal to 1"),
+
+    # Idle timeouts of zero would stop the server at once: turning it off is `enabled: false` or no timeout.
+    ("a zero culling timeout", NOTEBOOK, at("spec.idleCulling.timeout", "0s"), "spec.idleCulling.timeout in body should match"),
+    ("a zero culling timeout in parts", NOTEBOOK, at("spec.idleCulling.timeout", "0h0m"),
+     "spec.idleCulling.timeout in body should match"),
+    ("a zero session idle timeout", SESSION, at("spec.idleTimeout", "0m"), "spec.idleTimeout in body should match"),
+    ("a zero idle timeout of a notebook's own session", NOTEBOOK, at("spec.spark.session.idleTimeout", "0s"),
+     "spec.spark.session.idleTimeout in body should match"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 
@@ -34,12 +34,21 @@ def crd_extra(**extra: Any) -> dict[str, Any]:
 
 
 # A Kubernetes resource quantity ("500m", "2", "4Gi", 2): integer or string, as the API server takes it.
-QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
-)
+# None the spec takes can be negative (a request, a limit, a size): they admit no minus sign.
+_QUANTITY_NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+_QUANTITY_NONZERO = r"(([0-9]*[1-9][0-9]*(\.[0-9]*)?)|([0-9]*\.[0-9]*[1-9][0-9]*))"  # a digit other than 0
+_QUANTITY_SUFFIX = r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?"
+NONNEGATIVE_QUANTITY_PATTERN = rf"^\+?{_QUANTITY_NUMBER}{_QUANTITY_SUFFIX}$"
+POSITIVE_QUANTITY_PATTERN = rf"^\+?{_QUANTITY_NONZERO}{_QUANTITY_SUFFIX}$"
+_INT_OR_STRING = Field(json_schema_extra=crd_extra(**{"x-kubernetes-int-or-string": True}))
+# 0 or more: a CPU or memory request or limit ("0" asks for nothing in particular, as in a Pod).
+# (Strict: a string is never turned into a number, "-1" is refused as the string it is.)
 Quantity = Annotated[
-    int | str,
-    Field(json_schema_extra=crd_extra(**{"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN})),
+    Annotated[int, Strict(), Field(ge=0)] | Annotated[str, Field(pattern=NONNEGATIVE_QUANTITY_PATTERN)], _INT_OR_STRING
+]
+# More than 0: a size (a PersistentVolumeClaim of 0 bytes is refused by the API server).
+PositiveQuantity = Annotated[
+    Annotated[int, Strict(), Field(ge=1)] | Annotated[str, Field(pattern=POSITIVE_QUANTITY_PATTERN)], _INT_OR_STRING
 ]
 
 # JVM memory as Spark writes it ("512m", "2g") or as Kubernetes does ("512Mi", "2Gi"); both mean binary units.
@@ -49,6 +58,9 @@ Memory = Annotated[str, Field(pattern=MEMORY_PATTERN)]
 # A Go-style duration: "90s", "10m", "2h", "1h30m".
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))+$"
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+# The same, longer than zero: one of its numbers has a digit other than 0 ("0s" and "0h0m" do not match).
+POSITIVE_DURATION_PATTERN = r"^([0-9]+(ms|s|m|h))*0*[1-9][0-9]*(ms|s|m|h)([0-9]+(ms|s|m|h))*$"
+PositiveDuration = Annotated[str, Field(pattern=POSITIVE_DURATION_PATTERN, max_length=32)]
 
 _DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from sparkbook import names
-from sparkbook.api.common import Condition, Duration, EnvVar, Model, Quantity, crd_extra
+from sparkbook.api.common import Condition, EnvVar, Model, PositiveDuration, PositiveQuantity, Quantity, crd_extra
 from sparkbook.api.sparksession import SparkSessionSpec
 
 
@@ -15,13 +15,15 @@ class Resources(Model):
     """CPU and memory of the notebook container, as in a Pod's resources."""
 
     requests: dict[str, Quantity] = Field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
+    """cpu, memory, ...: 0 or more each."""
     limits: dict[str, Quantity] = Field(default_factory=lambda: {"memory": "4Gi"})
 
 
 class Storage(Model):
     """The PersistentVolumeClaim mounted as the user's home directory."""
 
-    size: Quantity = "10Gi"
+    size: PositiveQuantity = "10Gi"
+    """The claim's storage request: more than 0 ("10Gi")."""
     storage_class_name: str | None = None
     """The cluster's default StorageClass when unset."""
     retain_on_delete: bool = True
@@ -67,7 +69,8 @@ class IdleCulling(Model):
     """Scale the server to zero after this long without activity (busy kernels and open terminals count)."""
 
     enabled: bool = True
-    timeout: Duration = "1h"
+    timeout: PositiveDuration = "1h"
+    """Longer than 0 ("1h", "90m"); to keep the server running, set enabled: false."""
 
 
 class NotebookServerSpec(Model):

@@ -13,6 +13,7 @@ from sparkbook.api.common import (
     Memory,
     Model,
     PodOptions,
+    PositiveDuration,
     Quantity,
     crd_extra,
 )
@@ -26,7 +27,7 @@ class DriverSpec(PodOptions):
     cores: int = Field(1, ge=1, le=64)
     """spark.driver.cores; also the pod's CPU request unless coreRequest is set."""
     core_request: Quantity | None = None
-    """CPU request of the pod when it should differ from cores (e.g. "500m")."""
+    """CPU request of the pod when it should differ from cores (e.g. "500m"); 0 or more."""
     memory: Memory = "2g"
     """JVM heap (spark.driver.memory): "2g", "512m", "4Gi". The pod asks for this plus Spark's overhead."""
 
@@ -37,7 +38,7 @@ class ExecutorSpec(PodOptions):
     cores: int = Field(1, ge=1, le=64)
     """spark.executor.cores."""
     core_request: Quantity | None = None
-    """CPU request of each executor pod when it should differ from cores."""
+    """CPU request of each executor pod when it should differ from cores; 0 or more."""
     memory: Memory = "2g"
     """spark.executor.memory."""
     instances: int = Field(2, ge=0, le=1000)
@@ -113,8 +114,9 @@ class SparkSessionSpec(Model):
     dynamic_allocation: DynamicAllocation = Field(default_factory=DynamicAllocation)
     spark_conf: dict[str, str] = Field(default_factory=dict, max_length=256)
     """Extra Spark settings, applied after Sparkbook's own (spark.sql.shuffle.partitions, ...)."""
-    idle_timeout: Duration | None = None
-    """Suspend the driver after this long without a Spark Connect session or a running job."""
+    idle_timeout: PositiveDuration | None = None
+    """Suspend the driver after this long without a Spark Connect session or a running job; longer than 0
+    (unset: never)."""
     suspend: bool = False
     """True: the driver and its executors are removed; the resource and its Services stay."""
 
