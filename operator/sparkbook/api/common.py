@@ -82,6 +82,24 @@ def memory_mebibytes(value: str) -> int:
     return number * 1024 if m.group(1) in ("g", "Gi") else number
 
 
+# --- Names of other objects, label keys and values ------------------------------------------------
+# What the API server requires of them, so that a wrong one is refused when the resource is written
+# and not, much later, when the operator creates a pod, a claim or a StatefulSet from it.
+
+# Secrets, ConfigMaps, StorageClasses, ...: a lowercase RFC 1123 subdomain of at most 253 characters.
+DNS1123_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+ObjectName = Annotated[str, Field(pattern=DNS1123_SUBDOMAIN_PATTERN, max_length=253)]
+# The same or empty, where Kubernetes gives "" a meaning of its own (a claim's storageClassName).
+OptionalObjectName = Annotated[str, Field(pattern=f"^({DNS1123_SUBDOMAIN_PATTERN[1:-1]})?$", max_length=253)]
+# A SparkSession: a DNS-1035 label, as the SparkSession CRD requires (its Services are named after it).
+DNS1035_LABEL_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+SessionName = Annotated[str, Field(pattern=DNS1035_LABEL_PATTERN, max_length=63)]
+# A container's environment variable: printable ASCII but '=' (Kubernetes 1.34+, RelaxedEnvironmentVariableValidation).
+ENV_VAR_NAME_PATTERN = r"^[ -<>-~]+$"
+# A key of a Secret or a ConfigMap: letters, digits, '-', '_' and '.', neither '.' nor '..' nor starting with '..'.
+CONFIG_KEY_PATTERN = r"^(\.[-_a-zA-Z0-9]|[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$"
+
+
 Labels = dict[str, Annotated[str, Field(max_length=63)]]
 
 
@@ -99,12 +117,32 @@ class Condition(Model):
     observed_generation: int | None = None
 
 
+class KeySelector(Model):
+    """A key of a Secret or ConfigMap in the pod's namespace."""
+
+    name: ObjectName
+    """The Secret or ConfigMap."""
+    key: str = Field(pattern=CONFIG_KEY_PATTERN, max_length=253)
+    optional: bool | None = None
+    """True: the pod starts without the variable when the object or the key is missing."""
+
+
+class EnvVarSource(Model):
+    """As in a Pod's env[].valueFrom: secretKeyRef and configMapKeyRef are checked here, the others
+    (fieldRef, resourceFieldRef, fileKeyRef) are passed on as written."""
+
+    model_config = Model.model_config | {"extra": "allow"}
+
+    secret_key_ref: KeySelector | None = None
+    config_map_key_ref: KeySelector | None = None
+
+
 class EnvVar(Model):
     """An environment variable for a container (a literal value or a reference)."""
 
-    name: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=256, pattern=ENV_VAR_NAME_PATTERN)
     value: str | None = None
-    value_from: dict[str, Any] | None = None
+    value_from: EnvVarSource | None = None
     """As in a Pod's env[].valueFrom (secretKeyRef, configMapKeyRef, fieldRef)."""
 
 

@@ -7,7 +7,18 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from sparkbook import names
-from sparkbook.api.common import Condition, EnvVar, Model, PositiveDuration, PositiveQuantity, Quantity, crd_extra
+from sparkbook.api.common import (
+    Condition,
+    EnvVar,
+    Model,
+    ObjectName,
+    OptionalObjectName,
+    PositiveDuration,
+    PositiveQuantity,
+    Quantity,
+    SessionName,
+    crd_extra,
+)
 from sparkbook.api.sparksession import SparkSessionSpec
 
 
@@ -24,16 +35,16 @@ class Storage(Model):
 
     size: PositiveQuantity = "10Gi"
     """The claim's storage request: more than 0 ("10Gi")."""
-    storage_class_name: str | None = None
-    """The cluster's default StorageClass when unset."""
+    storage_class_name: OptionalObjectName | None = None
+    """A StorageClass; the cluster's default one when unset or empty."""
     retain_on_delete: bool = True
     """Keep the claim (and the user's files) when the NotebookServer is deleted; a NotebookServer
     created later with the same name picks it up again."""
 
 
 class SessionRef(Model):
-    name: str = Field(min_length=1, max_length=63)
-    """A SparkSession in the same namespace."""
+    name: SessionName
+    """A SparkSession in the same namespace (a SparkSession's name is a DNS-1035 label)."""
 
 
 class SparkAttachment(Model):
@@ -80,7 +91,8 @@ class NotebookServerSpec(Model):
     """Notebook image; the operator's default (Jupyter, the pyspark Connect client, the sparkbook kernel
     extension) when unset."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    image_pull_secrets: list[str] = Field(default_factory=list, max_length=16)
+    image_pull_secrets: list[ObjectName] = Field(default_factory=list, max_length=16)
+    """Secrets (names in the same namespace) for pulling the image."""
     resources: Resources = Field(default_factory=Resources)
     storage: Storage = Field(default_factory=Storage)
     spark: SparkAttachment | None = None

@@ -12,6 +12,7 @@ from sparkbook.api.common import (
     Duration,
     Memory,
     Model,
+    ObjectName,
     PodOptions,
     PositiveDuration,
     Quantity,
@@ -108,7 +109,8 @@ class SparkSessionSpec(Model):
     image: str | None = Field(None, min_length=1, max_length=512)
     """Spark image for the driver and executors; the operator's default when unset."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    image_pull_secrets: list[str] = Field(default_factory=list, max_length=16)
+    image_pull_secrets: list[ObjectName] = Field(default_factory=list, max_length=16)
+    """Secrets (names in the same namespace) for pulling the image."""
     driver: DriverSpec = Field(default_factory=DriverSpec)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     dynamic_allocation: DynamicAllocation = Field(default_factory=DynamicAllocation)
