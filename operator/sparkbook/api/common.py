@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
 
@@ -99,8 +99,83 @@ ENV_VAR_NAME_PATTERN = r"^[ -<>-~]+$"
 # A key of a Secret or a ConfigMap: letters, digits, '-', '_' and '.', neither '.' nor '..' nor starting with '..'.
 CONFIG_KEY_PATTERN = r"^(\.[-_a-zA-Z0-9]|[-_a-zA-Z0-9])[-._a-zA-Z0-9]*$"
 
+# A label value: at most 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit, or empty.
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]
 
-Labels = dict[str, Annotated[str, Field(max_length=63)]]
+# Label and annotation keys are qualified names: an optional DNS subdomain prefix (at most 253 characters) and
+# '/', then a name of at most 63 characters. A structural schema cannot constrain a map's keys, so a CEL rule
+# does, with these expressions (no backslash, which a CEL string would take for an escape).
+_QUALIFIED_NAME = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
+_PREFIX_LENGTH = r"^([^/]{1,253}/)?[^/]*$"
+QUALIFIED_NAME_MESSAGE = (
+    "keys must be qualified names: a name of at most 63 letters, digits, '-', '_' or '.' that starts and "
+    "ends with a letter or digit, optionally after a DNS subdomain prefix of at most 253 characters and '/' "
+    "(e.g. 'team' or 'example.com/team')"
+)
+
+
+def is_qualified_name(key: str) -> bool:
+    return bool(re.search(_QUALIFIED_NAME, key) and re.search(_PREFIX_LENGTH, key))
+
+
+def _qualified_name(key: str) -> str:
+    if not is_qualified_name(key):
+        raise ValueError(f"{key!r}: {QUALIFIED_NAME_MESSAGE}")
+    return key
+
+
+QualifiedName = Annotated[str, AfterValidator(_qualified_name)]
+MAX_MAP_ENTRIES = 64  # labels, annotations, nodeSelector: bounds the CEL rule's cost on their keys
+_QUALIFIED_KEYS = crd_extra(
+    **{
+        "x-kubernetes-validations": [
+            {
+                "rule": f"self.all(k, k.matches('{_QUALIFIED_NAME}') && k.matches('{_PREFIX_LENGTH}'))",
+                "message": QUALIFIED_NAME_MESSAGE,
+            }
+        ]
+    }
+)
+# Labels of a pod, and a nodeSelector (which the API server checks as labels).
+Labels = Annotated[
+    dict[QualifiedName, LabelValue], Field(max_length=MAX_MAP_ENTRIES, json_schema_extra=_QUALIFIED_KEYS)
+]
+Annotations = Annotated[dict[QualifiedName, str], Field(max_length=MAX_MAP_ENTRIES, json_schema_extra=_QUALIFIED_KEYS)]
+
+# A container's resources: cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource
+# with a domain prefix (nvidia.com/gpu); a pod asking for anything else is refused.
+_EXTENDED_RESOURCE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
+_STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+RESOURCE_NAME_MESSAGE = (
+    "keys must be cpu, memory, ephemeral-storage, hugepages-<size> or an extended resource with a domain "
+    "prefix (e.g. 'nvidia.com/gpu')"
+)
+
+
+def is_resource_name(key: str) -> bool:
+    return key in _STANDARD_RESOURCES or key.startswith("hugepages-") or bool(re.search(_EXTENDED_RESOURCE, key))
+
+
+def _resource_name(key: str) -> str:
+    if not is_resource_name(key):
+        raise ValueError(f"{key!r}: {RESOURCE_NAME_MESSAGE}")
+    return key
+
+
+ResourceName = Annotated[str, AfterValidator(_resource_name)]
+_RESOURCE_KEYS = crd_extra(
+    **{
+        "x-kubernetes-validations": [
+            {
+                "rule": "self.all(k, k in ['cpu', 'memory', 'ephemeral-storage'] || k.startsWith('hugepages-') "
+                f"|| k.matches('{_EXTENDED_RESOURCE}'))",
+                "message": RESOURCE_NAME_MESSAGE,
+            }
+        ]
+    }
+)
+ResourceList = Annotated[dict[ResourceName, Quantity], Field(max_length=16, json_schema_extra=_RESOURCE_KEYS)]
 
 
 class Condition(Model):
@@ -151,8 +226,8 @@ class PodOptions(Model):
 
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
     labels: Labels = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    annotations: Annotations = Field(default_factory=dict)
+    node_selector: Labels = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     """As in a Pod's spec.tolerations."""
     affinity: dict[str, Any] | None = None

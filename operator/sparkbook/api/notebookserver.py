@@ -10,12 +10,13 @@ from sparkbook import names
 from sparkbook.api.common import (
     Condition,
     EnvVar,
+    Labels,
     Model,
     ObjectName,
     OptionalObjectName,
     PositiveDuration,
     PositiveQuantity,
-    Quantity,
+    ResourceList,
     SessionName,
     crd_extra,
 )
@@ -25,9 +26,9 @@ from sparkbook.api.sparksession import SparkSessionSpec
 class Resources(Model):
     """CPU and memory of the notebook container, as in a Pod's resources."""
 
-    requests: dict[str, Quantity] = Field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
+    requests: ResourceList = Field(default_factory=lambda: {"cpu": "1", "memory": "4Gi"})
     """cpu, memory, ...: 0 or more each."""
-    limits: dict[str, Quantity] = Field(default_factory=lambda: {"memory": "4Gi"})
+    limits: ResourceList = Field(default_factory=lambda: {"memory": "4Gi"})
 
 
 class Storage(Model):
@@ -101,7 +102,7 @@ class NotebookServerSpec(Model):
     suspend: bool = False
     """True: the server is scaled to zero (files kept); an owned SparkSession is suspended too."""
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
-    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_selector: Labels = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     affinity: dict[str, Any] | None = None
 
