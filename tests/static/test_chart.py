@@ -113,6 +113,45 @@ def test_schema_rejects_bad_values(values):
         chart.render(values, root=ROOT)
 
 
+# Values the schema refuses because Kubernetes would refuse what they become (an object name, a
+# label, a resource quantity), each with the text helm's refusal must contain.
+REFUSED_LATE = [
+    ({"priorityClassName": "System_Critical"}, "/priorityClassName"),
+    ({"serviceAccount": {"create": False, "name": "Operator SA"}}, "/serviceAccount/name"),
+    ({"imagePullSecrets": [{"name": "RegCred"}]}, "/imagePullSecrets/0/name"),
+    ({"imagePullSecrets": [{"name": ""}]}, "/imagePullSecrets/0/name"),
+    ({"fullnameOverride": "1sparkbook"}, "/fullnameOverride"),
+    ({"nameOverride": "Spark_Book"}, "/nameOverride"),
+    ({"extraEnv": [{"name": "A=B", "value": "x"}]}, "/extraEnv/0/name"),
+    ({"resources": {"requests": {"cpu": "-100m"}}}, "/resources/requests/cpu"),
+    ({"resources": {"limits": {"memory": -1}}}, "/resources/limits/memory"),
+    ({"resources": {"requests": {"gpu": 1}}}, "invalid propertyName 'gpu'"),
+    ({"podLabels": {"team": "data platform"}}, "/podLabels/team"),
+    ({"podLabels": {"cost center": "x"}}, "invalid propertyName 'cost center'"),
+    ({"serviceMonitor": {"labels": {"release": "kube-prometheus-"}}}, "/serviceMonitor/labels/release"),
+    ({"nodeSelector": {"pool": "a/b"}}, "/nodeSelector/pool"),
+    ({"nodeSelector": {"Example.com/pool": "a"}}, "invalid propertyName 'Example.com/pool'"),
+    ({"podAnnotations": {"-note": "x"}}, "invalid propertyName '-note'"),
+    ({"serviceAccount": {"annotations": {"a/b/c": "x"}}}, "invalid propertyName 'a/b/c'"),
+    ({"metrics": {"service": {"annotations": {"p" * 254 + "/x": "y"}}}}, "invalid propertyName"),
+]
+
+
+@pytest.mark.parametrize("values, text", REFUSED_LATE, ids=[t for _, t in REFUSED_LATE])
+def test_schema_rejects_what_kubernetes_would_refuse_later(values, text):
+    with pytest.raises(helm.HelmError) as refused:
+        chart.render(values, root=ROOT)
+    assert text in str(refused.value)
+
+
+def test_schema_keeps_valid_names_and_quantities():
+    values = {"priorityClassName": "system-cluster-critical", "serviceAccount": {"create": False, "name": "ops.sa"},
+              "fullnameOverride": "spark-operator", "nameOverride": "spark", "podLabels": {"example.com/team": "data"},
+              "podAnnotations": {"example.com/note": "anything goes here"}, "nodeSelector": {"pool": ""},
+              "resources": {"requests": {"cpu": 0.5, "memory": "256Mi", "example.com/dongle": 1}, "limits": {}}}
+    assert the(render(values), "Deployment")["spec"]["template"]["spec"]["priorityClassName"] == "system-cluster-critical"
+
+
 def test_default_render(default_objs):
     kinds = sorted(o["kind"] for o in default_objs)
     assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
