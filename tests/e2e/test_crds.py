@@ -16,7 +16,7 @@ import yaml
 
 from sparkbook.testing.emulator import EmulatorThread
 from tests.bad_input import CASES
-from tests.e2e.conftest import ROOT, Kubectl
+from tests.e2e.conftest import RESTRICTED, ROOT, Kubectl
 
 EMULATOR_KUBECTL = str(Path(sys.executable).parent / "kubectl")
 
@@ -46,7 +46,8 @@ def test_crds_are_established_with_their_columns(kubectl: Kubectl, installed) ->
 
 @pytest.fixture(scope="module")
 def catalogue_namespace(kubectl: Kubectl, installed) -> str:
-    kubectl("create", "namespace", "catalogue", check=False)
+    kubectl("apply", "--server-side", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "catalogue", "labels": RESTRICTED}}))
     return "catalogue"
 
 
