@@ -35,444 +35,65 @@ Errors
     failed (so "Run all" stops there, as it should). Python code in ``%%spark``/``%%local``
     cells keeps ordinary tracebacks, with the magic's own frames hidden.
 
-The argument parsers and the ``%%configure`` planning are pure functions, tested on their own.
+The argument parsers (:mod:`.args`), the ``%%configure`` planning (:mod:`.configure`), the
+tables (:mod:`.tables`) and the short errors (:mod:`.errors`) live in their own modules;
+this one holds the magics. Nothing here is imported back by those modules or by :mod:`.startup`.
 """
+
 
 from __future__ import annotations
 
-import argparse
 import ast
-import contextlib
 import html
 import json
-import keyword
 import os
 import re
-import shlex
 import urllib.request
-from dataclasses import dataclass, field
-from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
 
 from sparkbook import names
 from sparkbook.notebook import startup
+from sparkbook.notebook.args import (  # noqa: F401 - the parsers are part of this module's API
+    DEFAULT_MAXROWS,
+    DEFAULT_SAMPLEFRACTION,
+    SAMPLE_METHODS,
+    PullArgs,
+    SendArgs,
+    parse_configure,
+    parse_force,
+    parse_send_args,
+    parse_spark_args,
+    parse_sql_args,
+)
+from sparkbook.notebook.configure import (  # noqa: F401
+    CONF_FIELDS,
+    LIVY_ARTIFACTS,
+    LIVY_IGNORED,
+    LIVY_SESSION_FIELDS,
+    ConfigurePlan,
+    configure_message,
+    plan_configure,
+)
+from sparkbook.notebook.errors import (  # noqa: F401
+    QUERY_CONTEXT_LOGGERS,
+    SparkError,
+    _short_error_handler,
+    spark_error,
+    spark_errors,
+)
 from sparkbook.notebook.startup import SparkbookError, mask
+from sparkbook.notebook.tables import (  # noqa: F401
+    is_pandas_dataframe,
+    is_spark_dataframe,
+    pull,
+    split_show_output,
+    table_html,
+)
 
-DEFAULT_MAXROWS = 2500
-DEFAULT_SAMPLEFRACTION = 0.1
-SAMPLE_METHODS = ("take", "sample")
 _MISSING = object()
-
-
-# --------------------------------------------------------------------------------------------
-# Argument parsing (pure)
-# --------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises UsageError instead of exiting the kernel."""
-
-    def __init__(self, prog: str) -> None:
-        super().__init__(prog=prog, add_help=False, exit_on_error=False, allow_abbrev=False)
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
-
-    def parse_line(self, line: str) -> argparse.Namespace:
-        try:
-            argv = shlex.split(line or "")
-        except ValueError as exc:
-            raise UsageError(f"{self.prog}: {exc}") from None
-        try:
-            return self.parse_args(argv)
-        except argparse.ArgumentError as exc:
-            raise UsageError(f"{self.prog}: {exc}") from None
-
-
-def _flag(value: str) -> bool:
-    """sparkmagic's optional-value flags: `-q` alone, or `-q true|false`."""
-    low = value.strip().lower()
-    if low in ("1", "true", "yes", "y", "on"):
-        return True
-    if low in ("0", "false", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def _identifier(value: str) -> str:
-    if not value.isidentifier() or keyword.iskeyword(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a Python variable name")
-    return value
-
-
-@dataclass(frozen=True)
-class PullArgs:
-    """How a Spark DataFrame is pulled down as pandas (-o/-m/-n/-r), plus %%sql's -q."""
-
-    output: str | None = None
-    samplemethod: str = "take"
-    maxrows: int = DEFAULT_MAXROWS
-    samplefraction: float = DEFAULT_SAMPLEFRACTION
-    quiet: bool = False
-    coerce: bool | None = None  # accepted for compatibility; pandas types already come from Arrow
-
-
-def _pull_parser(prog: str, *, quiet: bool) -> _Parser:
-    p = _Parser(prog)
-    p.add_argument("-o", "--output", type=_identifier, default=None)
-    p.add_argument("-m", "--samplemethod", default=None)
-    p.add_argument("-n", "--maxrows", type=int, default=None)
-    p.add_argument("-r", "--samplefraction", type=float, default=None)
-    p.add_argument("-c", "--coerce", type=_flag, nargs="?", const=True, default=None)
-    if quiet:
-        p.add_argument("-q", "--quiet", type=_flag, nargs="?", const=True, default=False)
-    return p
-
-
-def _pull_args(prog: str, line: str, *, quiet: bool) -> PullArgs:
-    ns = _pull_parser(prog, quiet=quiet).parse_line(line)
-    method = (ns.samplemethod or "take").lower()
-    if method not in SAMPLE_METHODS:
-        raise UsageError(f"{prog}: -m must be take or sample, not {ns.samplemethod!r}")
-    fraction = DEFAULT_SAMPLEFRACTION if ns.samplefraction is None else ns.samplefraction
-    if not 0.0 < fraction <= 1.0:
-        raise UsageError(f"{prog}: -r must be a fraction in (0, 1], not {fraction:g}")
-    return PullArgs(
-        output=ns.output,
-        samplemethod=method,
-        maxrows=DEFAULT_MAXROWS if ns.maxrows is None else ns.maxrows,
-        samplefraction=fraction,
-        quiet=bool(getattr(ns, "quiet", False)),
-        coerce=ns.coerce,
-    )
-
-
-def parse_sql_args(line: str) -> PullArgs:
-    """``%%sql [-o VAR] [-q] [-m take|sample] [-n|--maxrows N] [-r|--samplefraction F] [-c BOOL]``."""
-    return _pull_args("%%sql", line, quiet=True)
-
-
-def parse_spark_args(line: str) -> PullArgs:
-    """``%%spark [-o VAR] [-m take|sample] [-n N] [-r F] [-c BOOL]``."""
-    return _pull_args("%%spark", line, quiet=False)
-
-
-@dataclass(frozen=True)
-class SendArgs:
-    input: str
-    vartype: str = "str"
-    varname: str | None = None
-    maxrows: int = DEFAULT_MAXROWS
-
-    @property
-    def name(self) -> str:
-        return self.varname or self.input
-
-
-def parse_send_args(line: str) -> SendArgs:
-    """``%%send_to_spark -i VAR [-t str|df] [-n NAME] [-m MAXROWS]`` (sparkmagic's -m is maxrows here)."""
-    p = _Parser("%%send_to_spark")
-    p.add_argument("-i", "--input", type=_identifier, default=None)
-    p.add_argument("-t", "--vartype", default="str")
-    p.add_argument("-n", "--varname", type=_identifier, default=None)
-    p.add_argument("-m", "--maxrows", type=int, default=DEFAULT_MAXROWS)
-    ns = p.parse_line(line)
-    if not ns.input:
-        raise UsageError("%%send_to_spark: -i VAR is required (the local variable to send)")
-    vartype = ns.vartype.lower()
-    if vartype not in ("str", "df"):
-        raise UsageError(f"%%send_to_spark: -t must be str or df, not {ns.vartype!r}")
-    return SendArgs(input=ns.input, vartype=vartype, varname=ns.varname, maxrows=ns.maxrows)
-
-
-def parse_force(prog: str, line: str, *, session: bool = False) -> bool:
-    """``-f`` (and, for %%delete, ``-s ID``) of %%configure, %%cleanup and %%delete."""
-    p = _Parser(prog)
-    p.add_argument("-f", "--force", type=_flag, nargs="?", const=True, default=False)
-    if session:
-        p.add_argument("-s", "--session", default=None)
-    return bool(p.parse_line(line).force)
-
-
-def parse_configure(line: str, cell: str) -> tuple[bool, dict[str, Any]]:
-    """``%%configure [-f]`` and its JSON body: (force, settings)."""
-    force = parse_force("%%configure", line)
-    text = (cell or "").strip()
-    if not text:
-        raise UsageError('%%configure: the cell must hold a JSON object, e.g. {"conf": {"spark.sql.shuffle.partitions": "64"}}')
-    try:
-        body = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"%%configure: the cell is not valid JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise UsageError("%%configure: the cell must hold a JSON object")
-    conf = body.get("conf", {})
-    if conf is None:
-        conf = {}
-    if not isinstance(conf, dict):
-        raise UsageError('%%configure: "conf" must be an object of Spark settings')
-    return force, body
-
-
-# --------------------------------------------------------------------------------------------
-# %%configure planning (pure)
-# --------------------------------------------------------------------------------------------
-# Livy session keys that map to the SparkSession's driver and executors.
-LIVY_SESSION_FIELDS = {
-    "driverMemory": "spec.driver.memory",
-    "driverCores": "spec.driver.cores",
-    "executorMemory": "spec.executor.memory",
-    "executorCores": "spec.executor.cores",
-    "numExecutors": "spec.executor.instances or spec.dynamicAllocation",
-}
-# Livy keys about Livy's own bookkeeping: meaningless here.
-LIVY_IGNORED = ("kind", "name", "proxyUser", "queue", "heartbeatTimeoutInSecond", "ttl")
-# Livy keys naming files for the driver: over Connect they are uploaded with spark.addArtifacts.
-LIVY_ARTIFACTS = {"jars": "", "pyFiles": "pyfile=True", "files": "file=True", "archives": "archive=True"}
-CONF_FIELDS = {
-    "spark.driver.memory": "spec.driver.memory",
-    "spark.driver.cores": "spec.driver.cores",
-    "spark.executor.memory": "spec.executor.memory",
-    "spark.executor.cores": "spec.executor.cores",
-    "spark.executor.instances": "spec.executor.instances",
-    "spark.dynamicAllocation.enabled": "spec.dynamicAllocation.enabled",
-    "spark.dynamicAllocation.minExecutors": "spec.dynamicAllocation.minExecutors",
-    "spark.dynamicAllocation.initialExecutors": "spec.dynamicAllocation.initialExecutors",
-    "spark.dynamicAllocation.maxExecutors": "spec.dynamicAllocation.maxExecutors",
-    "spark.dynamicAllocation.executorIdleTimeout": "spec.dynamicAllocation.executorIdleTimeout",
-    "spark.dynamicAllocation.shuffleTracking.timeout": "spec.dynamicAllocation.shuffleTrackingTimeout",
-}
-
-
-def _conf_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)
-
-
-@dataclass
-class ConfigurePlan:
-    runtime: dict[str, str] = field(default_factory=dict)  # spark.conf.set now
-    needs_driver: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, where to set it)
-    artifacts: list[tuple[str, str]] = field(default_factory=list)  # (livy key, addArtifacts flag)
-    ignored: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-
-
-def plan_configure(body: dict[str, Any], is_runtime: Callable[[str], bool]) -> ConfigurePlan:
-    """Sort a Livy ``%%configure`` body into what applies now and what needs a new driver."""
-    plan = ConfigurePlan()
-    for key, value in body.items():
-        if key == "conf":
-            for ckey, cvalue in (value or {}).items():
-                ckey = str(ckey)
-                if is_runtime(ckey):
-                    plan.runtime[ckey] = _conf_value(cvalue)
-                elif ckey in CONF_FIELDS:
-                    plan.needs_driver.append((ckey, _conf_value(cvalue), CONF_FIELDS[ckey]))
-                elif ckey in names.RESERVED_SPARK_CONF:
-                    plan.needs_driver.append((ckey, _conf_value(cvalue), "set by Sparkbook itself"))
-                else:
-                    plan.needs_driver.append((ckey, _conf_value(cvalue), "spec.sparkConf"))
-        elif key in LIVY_SESSION_FIELDS:
-            plan.needs_driver.append((key, _conf_value(value), LIVY_SESSION_FIELDS[key]))
-        elif key in LIVY_ARTIFACTS:
-            plan.artifacts.append((key, LIVY_ARTIFACTS[key]))
-        elif key in LIVY_IGNORED:
-            plan.ignored.append(key)
-        else:
-            plan.unknown.append(key)
-    return plan
-
-
-def configure_message(
-    plan: ConfigurePlan, *, applied: dict[str, str], session: str | None, force: bool
-) -> str:
-    """What %%configure did and did not do, in one message."""
-    lines: list[str] = []
-    if applied:
-        lines.append("Applied now: " + ", ".join(f"{k}={v}" for k, v in applied.items()) + ".")
-    if plan.needs_driver:
-        items = ", ".join(f"{k}={v} ({where})" for k, v, where in plan.needs_driver)
-        target = f"SparkSession {session}" if session else "the SparkSession this notebook uses"
-        cmd = f"kubectl edit sparksession {session}" if session else "kubectl edit sparksession <name>"
-        msg = (
-            f"Not applied, because they need a new Spark driver: {items}. Change them in {target} "
-            f"instead (`{cmd}`); the operator then replaces the driver, and a kernel restart reconnects."
-        )
-        if force:
-            msg += (
-                " -f does not restart the driver from here: the kernel has no Kubernetes credentials, "
-                "and a new driver ends the Spark state of every notebook attached to the session."
-            )
-        lines.append(msg)
-    if plan.artifacts:
-        lines.append(
-            "Not applied: "
-            + ", ".join(k for k, _ in plan.artifacts)
-            + "; upload files from the notebook with spark.addArtifacts(path, ...) "
-            "(pyfile=True for pyFiles, file=True for files, archive=True for archives)."
-        )
-    if plan.ignored:
-        lines.append("Ignored (Livy-only settings): " + ", ".join(plan.ignored) + ".")
-    if plan.unknown:
-        lines.append(
-            "Unknown keys, ignored: " + ", ".join(plan.unknown) + " (expected driverMemory, driverCores, "
-            "executorMemory, executorCores, numExecutors or conf)."
-        )
-    if not lines:
-        lines.append("Nothing to configure.")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# %%pretty: df.show() text to HTML (pure)
-# --------------------------------------------------------------------------------------------
-_BORDER = re.compile(r"^\+(-+\+)+$")
-
-
-def split_show_output(text: str) -> list[str | tuple[list[str], list[list[str]]]]:
-    """Split printed text into plain chunks and ``df.show()`` tables (header, rows)."""
-    lines = text.split("\n")
-    out: list[str | tuple[list[str], list[list[str]]]] = []
-    plain: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i].rstrip()
-        if (
-            _BORDER.match(line)
-            and i + 2 < len(lines)
-            and lines[i + 1].startswith("|")
-            and lines[i + 2].rstrip() == line
-        ):
-            header = [c.strip() for c in lines[i + 1].rstrip()[1:-1].split("|")]
-            rows: list[list[str]] = []
-            j = i + 3
-            while j < len(lines) and lines[j].startswith("|"):
-                rows.append([c.strip() for c in lines[j].rstrip()[1:-1].split("|")])
-                j += 1
-            if j < len(lines) and lines[j].rstrip() == line:
-                if plain:
-                    out.append("\n".join(plain))
-                    plain = []
-                out.append((header, rows))
-                i = j + 1
-                continue
-        plain.append(lines[i])
-        i += 1
-    if plain and any(p.strip() for p in plain):
-        out.append("\n".join(plain))
-    return out
-
-
-def table_html(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="dataframe"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-# --------------------------------------------------------------------------------------------
-# Spark helpers
-# --------------------------------------------------------------------------------------------
-def is_spark_dataframe(obj: Any) -> bool:
-    try:
-        from pyspark.sql import DataFrame
-    except ImportError:  # pragma: no cover - pyspark is in the notebook image
-        return False
-    return isinstance(obj, DataFrame)
-
-
-def is_pandas_dataframe(obj: Any) -> bool:
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(obj, pd.DataFrame)
-
-
-def pull(df: Any, args: PullArgs) -> Any:
-    """A Spark DataFrame as pandas: sampled (-m sample -r F) and/or limited to -n rows."""
-    if args.samplemethod == "sample":
-        df = df.sample(fraction=args.samplefraction)
-    if args.maxrows >= 0:
-        df = df.limit(args.maxrows)
-    return df.toPandas()
-
-
-class SparkError(SparkbookError):
-    """A Spark error, reduced to its error class and first message line."""
-
-    def __init__(self, label: str, message: str) -> None:
-        super().__init__(message)
-        self.label = label
-
-
-def spark_error(exc: BaseException) -> SparkbookError:
-    """The short form of a pyspark error: ``AnalysisException: [CLASS] message``."""
-    rpc = startup._grpc_error(exc)
-    code = getattr(getattr(rpc, "code", lambda: None)(), "name", None) if rpc is not None else None
-    if code in ("UNAVAILABLE", "UNAUTHENTICATED"):
-        conn = startup.current_connection()
-        where = conn.where if conn is not None else startup.endpoint(os.environ.get(startup.REMOTE_ENV, "sc://"))
-        return startup.SparkUnavailableError(
-            startup.describe_failure(exc, where=where, session=startup.session_name())
-        )
-    text = str(exc).strip()
-    text = text.split("\nJVM stacktrace:", 1)[0]
-    first = text.splitlines()[0].strip() if text else type(exc).__name__
-    if len(first) > 600:
-        first = first[:600] + "..."
-    return SparkError(type(exc).__name__, mask(first))
-
-
-def _is_spark_exception(exc: BaseException) -> bool:
-    try:
-        from pyspark.errors import PySparkException
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, PySparkException)
-
-
-# pyspark logs every SQL error with a query context as a JSON line, JVM stack trace included, on
-# stderr; inside the magics the short error says it all.
-QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
-
-
-@contextlib.contextmanager
-def spark_errors() -> Iterator[None]:
-    """Spark calls made by a magic: pyspark errors become short :class:`SparkbookError` s."""
-    __tracebackhide__ = True
-    try:
-        from pyspark.logger import PySparkLogger
-
-        loggers = [PySparkLogger.getLogger(n) for n in QUERY_CONTEXT_LOGGERS]
-    except ImportError:  # pragma: no cover
-        loggers = []
-    saved = [lg.disabled for lg in loggers]
-    for lg in loggers:
-        lg.disabled = True
-    try:
-        yield
-    except Exception as exc:
-        if _is_spark_exception(exc):
-            raise spark_error(exc) from None
-        raise
-    finally:
-        for lg, was in zip(loggers, saved):
-            lg.disabled = was
-
-
-def _short_error_handler(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> None:
-    """IPython custom exception handler: ``Label: message``, no traceback, cell marked failed."""
-    label = getattr(value, "label", None) or etype.__name__
-    message = mask(str(value))
-    stb = [f"\x1b[0;31m{label}\x1b[0m: {message}"]
-    shown = type(re.sub(r"\W", "", label) or "SparkbookError", (Exception,), {})
-    shell._showtraceback(shown, message, stb)
-    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -381,9 +381,8 @@ def start(namespace: dict[str, Any]) -> None:
         namespace["spark"] = conn.session if conn.session is not None else SparkUnavailable(conn, namespace)
         ip = _ipython()
         if ip is not None:
-            from sparkbook.notebook.magics import load_ipython_extension
-
-            load_ipython_extension(ip)
+            # By name, not by import: the magics import this module, and nothing imports back.
+            ip.extension_manager.load_extension("sparkbook.notebook")
         if ip is not None and getattr(ip, "kernel", None) is not None:
             # In a kernel, output printed now belongs to no cell: say it in the first cell instead.
             def _first_cell(*_args: Any) -> None:
