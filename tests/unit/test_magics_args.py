@@ -268,3 +268,18 @@ def test_notebook_package_imports_nothing_of_the_operator() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_full_tracebacks_follow_the_environment_until_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparkbook.notebook import errors
+
+    monkeypatch.delenv(errors.FULL_TRACEBACKS_ENV, raising=False)
+    assert not errors.full_tracebacks()
+    monkeypatch.setenv(errors.FULL_TRACEBACKS_ENV, "1")
+    assert errors.full_tracebacks()
+    try:
+        errors.set_full_tracebacks(False)
+        assert not errors.full_tracebacks()
+    finally:
+        errors.set_full_tracebacks(None)
+    assert errors.full_tracebacks()

@@ -191,13 +191,18 @@ MAGICS_CELLS = [
     ("help", "%%help"),
     ("logs", "%%logs"),
     ("cleanup", "%%cleanup -f"),
+    ("py_error", "names = spark.createDataFrame([(1, 'ana')], ['id', 'name'])\nnames.select('nope').show()"),
+    ("after_py_error", "print('still', spark.range(2).count())"),
+    ("tb_full", "%sparkbook traceback full"),
+    ("py_error_full", "names.select('nope').show()"),
+    ("tb_short", "%sparkbook traceback short"),
 ]
 
 
 @pytest.fixture(scope="module")
 def magics_run(spark_connect_server: ConnectServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
     work = tmp_path_factory.mktemp("kernel-magics")
-    nb, ids = _notebook(MAGICS_CELLS, raises=("sql_error",))
+    nb, ids = _notebook(MAGICS_CELLS, raises=("sql_error", "py_error", "py_error_full"))
     env = _kernel_env(work, spark_connect_server.token_url, ui=spark_connect_server.ui_url, ui_link=UI_LINK)
     ran = _execute(nb, ids, env, work)
     ran.work = work  # type: ignore[attr-defined]
@@ -274,6 +279,27 @@ def test_sql_error_is_one_short_message(magics_run: Ran) -> None:
         assert noise not in shown
     assert "JVM" not in magics_run.text("sql_error")  # nor pyspark's JSON error log on stderr
     assert "still 5" in magics_run.text("after_error")
+
+
+def test_spark_error_in_a_plain_cell_is_short_with_the_suggestion(magics_run: Ran) -> None:
+    (error,) = magics_run.errors("py_error")
+    assert error.ename == "AnalysisException"
+    text = magics_run.text("py_error")  # the error and anything logged to stderr
+    assert len(text) < 1500, text
+    assert "[UNRESOLVED_COLUMN" in text and "Did you mean one of the following?" in text and "`name`" in text
+    assert "names.select('nope').show()" in text and "Cell In[" in text  # the user's own frame
+    for noise in ("JVM stacktrace", "errorClass", "_InactiveRpcError", "pyspark/sql"):
+        assert noise not in text
+    assert "still 2" in magics_run.text("after_py_error")
+
+
+def test_full_tracebacks_are_one_magic_away(magics_run: Ran) -> None:
+    assert "full traceback" in magics_run.text("tb_full")
+    (error,) = magics_run.errors("py_error_full")
+    shown = "\n".join(error.traceback)
+    assert error.ename == "AnalysisException" and "Did you mean one of the following?" in shown
+    assert len(shown) > 3000 and "pyspark" in shown and "JVM stacktrace" in shown
+    assert "class, message and your frames" in magics_run.text("tb_short")
 
 
 def test_other_magics_answer(magics_run: Ran) -> None:

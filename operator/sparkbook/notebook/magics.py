@@ -32,8 +32,10 @@ Errors
     Spark errors from ``%%sql`` and the other magics, and using ``spark`` while it is
     unreachable, raise :class:`~sparkbook.notebook.startup.SparkbookError`; a custom exception
     handler shows those as ``<ErrorClass>: <message>`` without a traceback and marks the cell
-    failed (so "Run all" stops there, as it should). Python code in ``%%spark``/``%%local``
-    cells keeps ordinary tracebacks, with the magic's own frames hidden.
+    failed (so "Run all" stops there, as it should). A pyspark exception from any other cell
+    (``df.select('nope').show()``) is shown short too: its class, message and the user's own
+    frames (:mod:`.errors`). ``SPARKBOOK_FULL_TRACEBACKS=1`` or ``%sparkbook traceback full``
+    shows full tracebacks instead. Other Python errors keep ordinary tracebacks.
 
 The argument parsers (:mod:`.args`), the ``%%configure`` planning (:mod:`.configure`), the
 tables (:mod:`.tables`) and the short errors (:mod:`.errors`) live in their own modules;
@@ -52,10 +54,10 @@ import urllib.request
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
 from sparkbook import names
-from sparkbook.notebook import startup
+from sparkbook.notebook import errors, startup
 from sparkbook.notebook.args import (  # noqa: F401 - the parsers are part of this module's API
     DEFAULT_MAXROWS,
     DEFAULT_SAMPLEFRACTION,
@@ -109,6 +111,7 @@ HELP = [
     ("%%logs", "where the driver and executor logs are"),
     ("%%pretty", "run the cell and render df.show() output as HTML tables"),
     ("%%cleanup, %%delete", "no-ops: Spark sessions are SparkSession resources, not per-notebook Livy sessions"),
+    ("%sparkbook traceback full|short", "Spark errors in full (JVM trace included) or short (the default)"),
     ("%%help", "this list"),
 ]
 
@@ -375,6 +378,19 @@ class SparkbookMagics(Magics):
         width = max(len(m) for m, _ in HELP)
         print("\n".join(f"{m.ljust(width)}  {d}" for m, d in HELP))
 
+    @line_magic
+    def sparkbook(self, line: str = "") -> None:
+        """%sparkbook traceback [full|short]: how Spark errors are shown in every cell."""
+        words = line.split()
+        if not words or words[0] != "traceback" or len(words) > 2 or words[1:] not in ([], ["full"], ["short"]):
+            raise UsageError("usage: %sparkbook traceback [full|short]")
+        if len(words) == 2:
+            errors.set_full_tracebacks(words[1] == "full")
+        if errors.full_tracebacks():
+            print("Spark errors show their full traceback (%sparkbook traceback short: the short form).")
+        else:
+            print("Spark errors show their class, message and your frames (%sparkbook traceback full: everything).")
+
     @line_cell_magic
     def logs(self, line: str = "", cell: str | None = None) -> None:
         """%%logs: where the Spark logs are (Spark Connect does not serve them)."""
@@ -458,7 +474,5 @@ def load_ipython_extension(ip: Any) -> None:
     cleanup = getattr(ip, "input_transformers_cleanup", None)
     if cleanup is not None and allow_bodiless_cell not in cleanup:
         cleanup.append(allow_bodiless_cell)
-    custom = tuple(getattr(ip, "custom_exceptions", ()) or ())
-    if not custom:
-        ip.set_custom_exc((SparkbookError,), _short_error_handler)
+    errors.install(ip)
     # Another extension owns the custom handler: our errors then show as ordinary (short) tracebacks.
