@@ -156,6 +156,7 @@ CULLED_AT = f"{GROUP}/culled-at"  # set by the operator when it culls; delete it
 IDLE_SUSPENDED_AT = f"{GROUP}/idle-suspended-at"  # same for a SparkSession stopped for inactivity
 SPARK_TOKEN_UID = f"{GROUP}/spark-token-uid"
 CLIENT_TOKEN_ENV = "SPARKBOOK_CONNECT_TOKEN"
+LOCAL_ENV = "SPARKBOOK_LOCAL"  # set by `sparkbook local`: no Kubernetes behind the kernel
 MAX_NOTEBOOK_NAME = 52  # <name>-0 and the StatefulSet's revision labels must stay DNS labels
 
 

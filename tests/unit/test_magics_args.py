@@ -283,3 +283,18 @@ def test_full_tracebacks_follow_the_environment_until_set(monkeypatch: pytest.Mo
     finally:
         errors.set_full_tracebacks(None)
     assert errors.full_tracebacks()
+
+
+def test_help_lists_maxrows_and_wraps_between_words() -> None:
+    from sparkbook.notebook.magics import HELP, help_text
+
+    text = help_text()
+    assert "--maxrows" in text
+    assert all(len(line) <= 100 for line in text.splitlines())
+    words = {w for _, desc in HELP for w in desc.split()}
+    assert all(w in words for line in text.splitlines()[1:] if line.startswith("    ") for w in line.split())
+
+
+def test_plural() -> None:
+    assert startup.plural(1, "core") == "1 core" and startup.plural("1", "core") == "1 core"
+    assert startup.plural(0, "row") == "0 rows" and startup.plural(3, "row") == "3 rows"

@@ -95,3 +95,18 @@ def test_local_says_clearly_when_java_is_missing(tmp_path: Path):
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2
     assert "Java 17" in result.stderr
+
+
+def _plan(tmp_path: Path, notebook_dir: Path | None = None):
+    from sparkbook.local import plan
+
+    text = (ROOT / "examples" / "notebookserver.yaml").read_text()
+    return plan(text, workdir=tmp_path / "work", notebook_dir=notebook_dir or tmp_path / "nb")
+
+
+def test_local_kernel_knows_it_is_local(tmp_path: Path):
+    """%%info and friends read SPARKBOOK_LOCAL: no kubectl advice on a laptop."""
+    from sparkbook.names import LOCAL_ENV
+
+    jupyter = _plan(tmp_path).processes[-1]
+    assert jupyter.name == "Jupyter server" and jupyter.env[LOCAL_ENV] == "1"

@@ -246,6 +246,7 @@ def test_plot_from_sql_output_is_saved_as_png(magics_run: Ran) -> None:
 
 
 def test_local_sees_pandas_while_plain_cells_keep_the_spark_frame(magics_run: Ran) -> None:
+    assert magics_run.text("spark_o").strip() == "people: 3 rows copied to pandas for %%local"
     assert "local pandas.core.frame 3" in magics_run.text("local_1")
     assert "local again pandas.core.frame 2" in magics_run.text("local_2")  # the %%local side keeps its edits
     assert "plain pyspark.sql.connect.dataframe 3" in magics_run.text("plain_after")
@@ -257,6 +258,22 @@ def test_info_shows_application_and_ui_link(magics_run: Ran) -> None:
     assert app_id in text and "4.3.0" in text
     assert UI_LINK in text and f'href="{UI_LINK}"' in text
     assert "Executors: none (local mode" in text and f"SparkSession: {SESSION}" in text
+    assert f"kubectl get sparksession {SESSION}" in text  # in a cluster, where to look
+    assert "1 cores" not in text and "executor 1 core /" in text
+
+
+def test_info_in_local_mode_names_no_kubectl(spark_connect_server: ConnectServer, tmp_path: Path) -> None:
+    """`sparkbook local` sets SPARKBOOK_LOCAL: there is no cluster to run kubectl against."""
+    from sparkbook.names import LOCAL_ENV
+
+    nb, ids = _notebook([("info", "%%info")])
+    env = _kernel_env(tmp_path, spark_connect_server.token_url, ui=spark_connect_server.ui_url)
+    env[LOCAL_ENV] = "1"
+    ran = _execute(nb, ids, env, tmp_path)
+    text = ran.text("info")
+    assert "Spark version: 4.3.0" in text and f"SparkSession: {SESSION}" in text
+    assert "kubectl" not in text and "this machine" in text
+    assert "1 cores" not in text
 
 
 def test_configure_applies_runtime_conf_and_names_the_rest(magics_run: Ran) -> None:
@@ -308,6 +325,9 @@ def test_other_magics_answer(magics_run: Ran) -> None:
     help_text = magics_run.text("help")
     for magic in ("%%sql", "%%spark", "%%local", "%%send_to_spark", "%%configure", "%%info"):
         assert magic in help_text
+    assert "-n|--maxrows N" in help_text and "-n/--maxrows N" in help_text
+    lines = magics_run.stream("help", "stdout").splitlines()
+    assert max(len(line) for line in lines) <= 100, lines
     assert f"kubectl logs {SESSION}-driver" in magics_run.text("logs")
     assert "SparkSession resources" in magics_run.text("cleanup")
 

@@ -50,6 +50,7 @@ import html
 import json
 import os
 import re
+import textwrap
 import urllib.request
 from typing import Any
 
@@ -102,10 +103,14 @@ _MISSING = object()
 # The magics
 # --------------------------------------------------------------------------------------------
 HELP = [
-    ("%%sql [-o VAR] [-q] [-m take|sample] [-n N] [-r F]", "run Spark SQL and show the result; -o keeps it as pandas VAR (N rows, default 2500, -1 = all)"),
-    ("%%spark [-o VAR] [-m ...] [-n N] [-r F]", "run the cell as Python against `spark`; -o copies the Spark DataFrame VAR to %%local as pandas"),
+    ("%%sql [-o VAR] [-q] [-m take|sample] [-n|--maxrows N] [-r|--samplefraction F]",
+     "run Spark SQL and show the result; -o keeps it as pandas VAR; -q shows nothing; -n/--maxrows N: at most N rows "
+     "(default 2500, -1 = all); -m sample -r F: a random fraction F instead of the first rows"),
+    ("%%spark [-o VAR] [-m take|sample] [-n|--maxrows N] [-r|--samplefraction F]",
+     "run the cell as Python against `spark`; -o copies the Spark DataFrame VAR to %%local as pandas "
+     "(-n/--maxrows, -m and -r as for %%sql)"),
     ("%%local", "run the cell with the -o pandas copies under their names (the Spark objects stay for other cells)"),
-    ("%%send_to_spark -i VAR [-t str|df] [-n NAME]", "turn a local string or pandas DataFrame into a Spark value / DataFrame NAME"),
+    ("%%send_to_spark -i VAR [-t str|df] [-n NAME] [-m MAXROWS]", "turn a local string or pandas DataFrame into a Spark value / DataFrame NAME"),
     ("%%configure [-f] {json}", "Livy-style settings: spark.sql.* conf applies now; driver/executor sizes need a SparkSession change"),
     ("%%info", "application id, Spark version, executors, Spark UI link"),
     ("%%logs", "where the driver and executor logs are"),
@@ -114,6 +119,19 @@ HELP = [
     ("%sparkbook traceback full|short", "Spark errors in full (JVM trace included) or short (the default)"),
     ("%%help", "this list"),
 ]
+
+
+HELP_WIDTH = 100
+
+
+def help_text(width: int = HELP_WIDTH) -> str:
+    """%%help: each magic on its line, its description under it, wrapped between words."""
+    out: list[str] = []
+    for magic, desc in HELP:
+        out.append(magic)
+        out.extend(textwrap.wrap(desc, width=width, initial_indent="    ", subsequent_indent="    ",
+                                 break_long_words=False, break_on_hyphens=False))
+    return "\n".join(out)
 
 
 @magics_class
@@ -220,9 +238,11 @@ class SparkbookMagics(Magics):
         if args.output:
             obj = self.user_ns.get(args.output, _MISSING)
             if is_spark_dataframe(obj):
-                self.local_ns[args.output] = self._pull(obj, args)
+                frame = self.local_ns[args.output] = self._pull(obj, args)
+                print(f"{args.output}: {startup.plural(len(frame), 'row')} copied to pandas for %%local")
             elif is_pandas_dataframe(obj):
                 self.local_ns[args.output] = obj
+                print(f"{args.output}: already pandas, {startup.plural(len(obj), 'row')} kept for %%local")
             elif obj is _MISSING:
                 raise UsageError(f"%%spark -o {args.output}: the cell defined no variable named {args.output}")
             else:
@@ -323,7 +343,7 @@ class SparkbookMagics(Magics):
             return "none (local mode: tasks run in the driver)"
         executors = [e for e in data if e.get("id") != "driver" and e.get("isActive", True)]
         cores = sum(int(e.get("totalCores", 0)) for e in executors)
-        return f"{len(executors)} running, {cores} cores"
+        return f"{len(executors)} running, {startup.plural(cores, 'core')}"
 
     @line_cell_magic
     def info(self, line: str = "", cell: str | None = None) -> None:
@@ -345,7 +365,7 @@ class SparkbookMagics(Magics):
             else:
                 inst = conf("spark.executor.instances")
                 bounds = f"{inst} fixed" if inst else "fixed"
-            sizes = f"executor {conf('spark.executor.cores') or '1'} cores / {conf('spark.executor.memory') or '1g'}"
+            sizes = f"executor {startup.plural(conf('spark.executor.cores') or '1', 'core')} / {conf('spark.executor.memory') or '1g'}"
             master = conf("spark.master")
         running = self._executors(app_id, master)
         session = startup.session_name()
@@ -355,7 +375,9 @@ class SparkbookMagics(Magics):
             ("Spark version", version),
             ("Connect session", getattr(spark, "session_id", "?")),
         ]
-        if session:
+        if session and startup.is_local():
+            rows.append(("SparkSession", f"{session} (sparkbook local: Spark runs on this machine)"))
+        elif session:
             rows.append(("SparkSession", f"{session} (kubectl get sparksession {session})"))
         if master:
             rows.append(("Master", master))
@@ -375,8 +397,7 @@ class SparkbookMagics(Magics):
     @line_cell_magic
     def help(self, line: str = "", cell: str | None = None) -> None:
         """%%help: the magics, one line each."""
-        width = max(len(m) for m, _ in HELP)
-        print("\n".join(f"{m.ljust(width)}  {d}" for m, d in HELP))
+        print(help_text())
 
     @line_magic
     def sparkbook(self, line: str = "") -> None:

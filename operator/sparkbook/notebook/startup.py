@@ -47,7 +47,7 @@ import warnings
 from typing import Any
 from urllib.parse import unquote
 
-from sparkbook.names import CLIENT_TOKEN_ENV
+from sparkbook.names import CLIENT_TOKEN_ENV, LOCAL_ENV
 
 REMOTE_ENV = "SPARK_REMOTE"
 SESSION_ENV = "SPARKBOOK_SPARK_SESSION"
@@ -102,6 +102,16 @@ def endpoint(url: str) -> str:
 
 def session_name() -> str | None:
     return os.environ.get(SESSION_ENV) or None
+
+
+def is_local() -> bool:
+    """Started by ``sparkbook local``: Spark runs on this machine, there is no kubectl to run."""
+    return os.environ.get(LOCAL_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def plural(n: int | str, word: str) -> str:
+    """``1 core``, ``2 cores``."""
+    return f"{n} {word}" if str(n).strip() == "1" else f"{n} {word}s"
 
 
 def kubectl_hint(session: str | None = None) -> str:
