@@ -57,7 +57,8 @@ golden: venv ## rewrite the golden manifests after a reviewed builder change
 render: venv
 	$(BIN)/sparkbook render -f examples/sparksession.yaml
 
-local: venv ## the example NotebookServer on this machine: Spark Connect + JupyterLab, no cluster
+local: $(STAMP) ## the example NotebookServer on this machine: Spark Connect + JupyterLab, no cluster
+	@scripts/ensure-java.sh
 	$(BIN)/sparkbook local -f examples/notebookserver.yaml
 
 demo: venv ## a kind cluster with Sparkbook and the example notebook (needs Docker and kind)

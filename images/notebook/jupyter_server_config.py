@@ -13,3 +13,6 @@ c.ServerProxy.host_allowlist = _in_cluster_service
 # Token auth and XSRF checks stay on (the defaults); the token comes from JUPYTER_TOKEN.
 c.ServerApp.disable_check_xsrf = False
 c.ServerApp.allow_origin = ""
+
+# No announcements fetched from the internet (overrides.json also turns the news prompt off).
+c.LabApp.news_url = None

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8888, help="Jupyter port (default 8888)")
     p.add_argument("--connect-port", type=int, default=15002, help="Spark Connect port (default 15002)")
     p.add_argument("--ui-port", type=int, default=4040, help="Spark UI port (default 4040)")
-    p.add_argument("--notebook-dir", default=None, help="where notebooks live (default: the current directory)")
+    p.add_argument("--notebook-dir", default=None, help="where notebooks live (default: the current directory, or ~/sparkbook-notebooks when that "
+                   "is inside a git work tree)")
     p.set_defaults(func=cmd_local)
 
     p = sub.add_parser("run", help="run the operator")

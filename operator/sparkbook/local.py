@@ -2,12 +2,16 @@
 
 A local Spark Connect server started from the very command the operator puts into the driver
 pod (only the master and the Kubernetes-only settings change, see build/launch.py), and a local
-Jupyter server with the same kernel start-up the pod mounts. Both stop on Ctrl-C.
+Jupyter server with the same kernel start-up the pod mounts. Both stop on Ctrl-C, and the run's
+temporary folder (logs, start-up file, JupyterLab settings) goes with them. Notebooks live in
+--notebook-dir, else the current directory unless that is inside a git work tree
+(~/sparkbook-notebooks then). JupyterLab does not ask about news or check for updates.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -41,6 +45,54 @@ from sparkbook.render import describe_validation_error
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 180.0
+# Where notebooks live when the current directory is a git work tree (a checkout is no place for
+# scratch notebooks and their spark-warehouse) and --notebook-dir is not given.
+DEFAULT_NOTEBOOK_DIR = Path("~/sparkbook-notebooks")
+# JupyterLab settings every user would otherwise set by hand: no "Would you like to get notified
+# about official Jupyter news?" prompt (it shows while fetchNews is "none"), no update checks.
+# images/notebook/overrides.json holds the same for the notebook image.
+LAB_OVERRIDES: dict[str, Any] = {
+    "@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False},
+}
+
+
+def in_git_work_tree(path: Path) -> bool:
+    """Whether ``path`` is inside a git work tree (a ``.git`` directory or file above it)."""
+    return any((d / ".git").exists() for d in (path, *path.parents))
+
+
+def notebook_dir_for(given: str | None, cwd: Path | None = None) -> Path:
+    """--notebook-dir if given; else the current directory, unless that is inside a git work tree."""
+    if given:
+        return Path(given).expanduser().resolve()
+    cwd = (cwd or Path.cwd()).resolve()
+    if in_git_work_tree(cwd):
+        return DEFAULT_NOTEBOOK_DIR.expanduser().resolve()
+    return cwd
+
+
+def _lab_settings_dir() -> Path:
+    """JupyterLab's default application settings directory (where overrides.json is read)."""
+    return Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+
+
+def write_lab_settings(target: Path) -> Path:
+    """An application settings directory: the installed overrides.json, plus :data:`LAB_OVERRIDES`."""
+    target.mkdir(parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {}
+    installed = _lab_settings_dir()
+    if installed.is_dir():
+        for item in installed.iterdir():
+            if item.is_file():
+                shutil.copy2(item, target / item.name)
+        try:
+            overrides = json.loads((installed / "overrides.json").read_text())
+        except (OSError, ValueError):
+            overrides = {}
+    for plugin, settings in LAB_OVERRIDES.items():
+        overrides.setdefault(plugin, {}).update(settings)
+    (target / "overrides.json").write_text(json.dumps(overrides, indent=2) + "\n")
+    return target
 
 
 class LocalError(Exception):
@@ -173,7 +225,8 @@ def plan(
         f"--ServerApp.root_dir={notebook_dir}", "--ServerApp.open_browser=False",
     ]  # fmt: skip
     if importlib.util.find_spec("jupyterlab") is not None:
-        argv.append("--ServerApp.default_url=/lab")
+        argv += ["--ServerApp.default_url=/lab", f"--LabApp.app_settings_dir={workdir / 'lab-settings'}",
+                 "--LabApp.news_url=None"]
     else:
         result.jupyter_url = f"http://{HOST}:{jupyter_port}/?token={token}"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -241,7 +294,16 @@ def _tail(path: Path) -> str:
 def run(file: str, *, jupyter_port: int, connect_port: int, ui_port: int, notebook_dir: str | None) -> int:
     text = sys.stdin.read() if file == "-" else Path(file).read_text()
     workdir = Path(tempfile.mkdtemp(prefix="sparkbook-local-"))
-    nb_dir = Path(notebook_dir or os.getcwd()).resolve()
+    try:
+        return _run(text, workdir, jupyter_port=jupyter_port, connect_port=connect_port, ui_port=ui_port,
+                    notebook_dir=notebook_dir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # logs, start-up file, settings: this run's only
+
+
+def _run(text: str, workdir: Path, *, jupyter_port: int, connect_port: int, ui_port: int,
+         notebook_dir: str | None) -> int:
+    nb_dir = notebook_dir_for(notebook_dir)
     try:
         p = plan(text, workdir=workdir, notebook_dir=nb_dir, jupyter_port=jupyter_port,
                  connect_port=connect_port, ui_port=ui_port)
@@ -249,6 +311,8 @@ def run(file: str, *, jupyter_port: int, connect_port: int, ui_port: int, notebo
     except LocalError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    write_lab_settings(workdir / "lab-settings")
     startup = workdir / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / STARTUP_FILE).write_text(STARTUP_PY)

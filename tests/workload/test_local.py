@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,15 @@ async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
         token = url.split("token=")[1]
         output = await execute(base, token, "print(spark.range(100).filter('id % 2 = 0').count())")
         assert "50" in output, output
+        # JupyterLab asks nothing about news: fetchNews is "false", not the prompting "none".
+        req = urllib.request.Request(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                                     headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            settings = json.load(resp)
+        # Overrides become the schema's defaults; the front end prompts while the value is "none".
+        assert settings["schema"]["properties"]["fetchNews"]["default"] == "false", settings["schema"]["properties"]
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/lab", headers=req.headers), timeout=30) as resp:
+            assert '"news": {"disabled": true}' in resp.read().decode().replace('\\"', '"')
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -70,6 +81,10 @@ async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
             raise
     assert proc.returncode == 0, rest
     assert "stopped." in rest
+    logs = re.findall(r"\(log: (\S+)\)", printed)
+    assert logs, printed
+    for log in logs:  # the run's temporary folder is gone with it
+        assert not Path(log).parent.exists(), log
     for port in ports.values():  # both servers are gone, nothing left listening
         assert _port_free(port), port
 
@@ -110,3 +125,45 @@ def test_local_kernel_knows_it_is_local(tmp_path: Path):
 
     jupyter = _plan(tmp_path).processes[-1]
     assert jupyter.name == "Jupyter server" and jupyter.env[LOCAL_ENV] == "1"
+
+
+def test_notebook_dir_is_not_a_git_work_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from sparkbook import local
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "sub").mkdir()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert local.notebook_dir_for(None, cwd=repo / "sub") == (home / "sparkbook-notebooks").resolve()
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    (worktree / ".git").write_text("gitdir: elsewhere\n")  # `git worktree add` makes a .git file
+    assert local.notebook_dir_for(None, cwd=worktree) == (home / "sparkbook-notebooks").resolve()
+    assert local.notebook_dir_for(None, cwd=plain) == plain.resolve()
+    assert local.notebook_dir_for(str(repo / "sub")) == (repo / "sub").resolve()  # --notebook-dir wins
+
+
+def test_lab_settings_turn_the_news_prompt_off(tmp_path: Path):
+    from sparkbook import local
+
+    target = local.write_lab_settings(tmp_path / "lab-settings")
+    overrides = json.loads((target / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    argv = _plan(tmp_path).processes[-1].argv
+    assert f"--LabApp.app_settings_dir={tmp_path / 'work' / 'lab-settings'}" in argv
+    assert "--LabApp.news_url=None" in argv
+    # The notebook image ships the same settings.
+    image = json.loads((ROOT / "images" / "notebook" / "overrides.json").read_text())
+    assert image == local.LAB_OVERRIDES
+    assert "overrides.json /usr/local/share/jupyter/lab/settings/overrides.json" in (
+        ROOT / "images" / "notebook" / "Dockerfile").read_text()
+
+
+def test_make_local_does_not_build_checkov():
+    text = (ROOT / "Makefile").read_text()
+    (rule,) = [line for line in text.splitlines() if line.startswith("local:")]
+    deps = rule.split(":", 1)[1].split("##", 1)[0].split()
+    assert deps == ["$(STAMP)"], rule
