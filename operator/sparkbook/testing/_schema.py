@@ -15,6 +15,7 @@ import copy
 import json
 import logging
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import celpy
@@ -174,6 +175,18 @@ def _has_cel(schema: Any) -> bool:
     return any(_has_cel(sub) for sub in subs)
 
 
+def _properties(value: dict[str, Any], schema: dict[str, Any], path: str,
+                old: Any) -> Iterator[tuple[Any, dict[str, Any], str, Any]]:
+    """Each member of an object with the schema that covers it (a property's, or
+    additionalProperties'), its path and its old value."""
+    props = schema.get('properties') or {}
+    addl = schema.get('additionalProperties')
+    for key, sub in value.items():
+        sub_schema = props.get(key) if key in props else (addl if isinstance(addl, dict) else None)
+        if sub_schema is not None:
+            yield sub, sub_schema, _join(path, key), old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
+
+
 def _walk_cel(value: Any, schema: dict[str, Any], path: str, errors: list[FieldError], old: Any) -> None:
     """Every CEL rule where its node has a value: the node's own rules, then its children's."""
     if value is None or not isinstance(schema, dict):
@@ -181,13 +194,8 @@ def _walk_cel(value: Any, schema: dict[str, Any], path: str, errors: list[FieldE
     if schema.get('x-kubernetes-validations'):
         _validate_cel(value, schema, path, errors, old)
     if isinstance(value, dict) and not schema.get('x-kubernetes-int-or-string'):
-        props = schema.get('properties') or {}
-        addl = schema.get('additionalProperties')
-        for key, sub in value.items():
-            sub_schema = props.get(key) if key in props else (addl if isinstance(addl, dict) else None)
-            if sub_schema is not None:
-                sub_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-                _walk_cel(sub, sub_schema, _join(path, key), errors, sub_old)
+        for sub, sub_schema, sub_path, sub_old in _properties(value, schema, path, old):
+            _walk_cel(sub, sub_schema, sub_path, errors, sub_old)
     elif isinstance(value, list) and isinstance(schema.get('items'), dict):
         for i, item in enumerate(value):
             _walk_cel(item, schema['items'], f'{path}[{i}]', errors, _MISSING)
@@ -263,13 +271,8 @@ def _validate(value: Any, schema: dict[str, Any], path: str, errors: list[FieldE
         for req in schema.get('required') or []:
             if req not in value:
                 errors.append(FieldError(_join(path, req), 'FieldValueRequired', f'{_join(path, req)}: Required value'))
-        props = schema.get('properties') or {}
-        addl = schema.get('additionalProperties')
-        for key, sub in value.items():
-            sub_schema = props.get(key) if key in props else (addl if isinstance(addl, dict) else None)
-            if sub_schema is not None:
-                sub_old = old.get(key, _MISSING) if isinstance(old, dict) else _MISSING
-                _validate(sub, sub_schema, _join(path, key), errors, sub_old)
+        for sub, sub_schema, sub_path, sub_old in _properties(value, schema, path, old):
+            _validate(sub, sub_schema, sub_path, errors, sub_old)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -243,6 +243,10 @@ rules:
 """
 
 
+class PortTaken(RuntimeError):
+    """A component could not bind the loopback port chosen for it."""
+
+
 @dataclass
 class Cluster:
     """The control plane's state directory and what it started."""
@@ -325,8 +329,9 @@ class Cluster:
                 last = exc
             for name, pid in self.pids.items():
                 if name not in self.running():
-                    raise RuntimeError(f"{name} (pid {pid}) exited; see {self.logs / (name + '.log')}:\n"
-                                       + _tail(self.logs / f"{name}.log"))
+                    tail = _tail(self.logs / f"{name}.log")
+                    error = PortTaken if "address already in use" in tail else RuntimeError
+                    raise error(f"{name} (pid {pid}) exited; see {self.logs / (name + '.log')}:\n{tail}")
             time.sleep(0.25)
         raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last}); logs in {self.logs}")
 
@@ -349,6 +354,16 @@ class Cluster:
         self.state.mkdir(parents=True, exist_ok=True)
         if set(self.running()) == {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}:
             return self
+        for _ in range(3):
+            try:
+                return self._start()
+            except PortTaken as taken:
+                # A free port was taken by someone else between our choosing it and the bind.
+                print(f"{taken}; starting again on other ports", file=sys.stderr)
+                self.down(quiet=True)
+        raise RuntimeError("the control plane could not get free loopback ports three times in a row")
+
+    def _start(self) -> "Cluster":
         self.down(quiet=True, keep_state=True)
         _pki(self.pki)
         for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"):
@@ -389,8 +404,11 @@ class Cluster:
             "--cidr", POD_CIDR, "--node-ip", NODE_IP,
             "--server-address", f"127.0.0.1:{self.ports['kwok']}",
         ])
-        self.kubectl("apply", "--server-side", "--field-manager=sparkbook-cluster", "-f", "-",
-                     input=json.dumps({"apiVersion": "v1", "kind": "List", "items": base_objects()}))
+        # Right after /readyz some API groups may still be settling: a refused first apply is retried.
+        base = json.dumps({"apiVersion": "v1", "kind": "List", "items": base_objects()})
+        self._wait("the fake nodes and the default StorageClass", lambda: self.kubectl(
+            "apply", "--server-side", "--field-manager=sparkbook-cluster", "-f", "-", input=base) is not None,
+            timeout=60)
         self._wait("nodes Ready", self._nodes_ready, timeout=120)
         self._wait("the default ServiceAccount (kube-controller-manager)",
                    lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0)
