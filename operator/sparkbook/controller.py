@@ -164,11 +164,19 @@ class Controller:
                     and ref.get("apiVersion", "").startswith(f"{names.GROUP}/"):
                 self._lost_children.add((ref["kind"], meta.get("namespace", ""), ref["name"]))
 
-    async def _still_there(self, body: dict[str, Any]) -> bool:
-        """After its children were deleted: is this resource still there and not going (a read
-        from the API server, since our cache may lag behind the deletion)?"""
+    async def _live(self, key: Key) -> dict[str, Any] | None:
+        """The resource to reconcile, or None when it is gone or going. After its children were
+        deleted the API server is asked (our cache may lag behind the owner's deletion)."""
+        body = self.cache.get(*key)
+        if body is None:
+            self._gone.pop(key, None)  # the cache has caught up
+            return None
+        if body["metadata"].get("deletionTimestamp") or not await self._still_there(key, body):
+            return None
+        return body
+
+    async def _still_there(self, key: Key, body: dict[str, Any]) -> bool:
         meta = body["metadata"]
-        key: Key = (body["kind"], meta["namespace"], meta["name"])
         if self._gone.get(key) == meta.get("uid"):
             return False  # until the cache sees the deletion too (every pass meanwhile is stale)
         if key not in self._lost_children:
@@ -317,10 +325,8 @@ class Controller:
         return False
 
     async def reconcile_session(self, namespace: str, name: str) -> Outcome:
-        body = self.cache.get("SparkSession", namespace, name)
+        body = await self._live(("SparkSession", namespace, name))
         if body is None:
-            self._gone.pop(("SparkSession", namespace, name), None)
-        if body is None or body["metadata"].get("deletionTimestamp") or not await self._still_there(body):
             self._executor_pass.pop(("SparkSession", namespace, name), None)
             return Outcome()  # children go with it through their ownerReferences
         meta = body["metadata"]
@@ -502,10 +508,8 @@ class Controller:
         return False
 
     async def reconcile_notebook(self, namespace: str, name: str) -> Outcome:
-        body = self.cache.get("NotebookServer", namespace, name)
+        body = await self._live(("NotebookServer", namespace, name))
         if body is None:
-            self._gone.pop(("NotebookServer", namespace, name), None)
-        if body is None or body["metadata"].get("deletionTimestamp") or not await self._still_there(body):
             return Outcome()
         meta = body["metadata"]
         uid = meta["uid"]

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,11 +142,3 @@ class ExecutorKubelet:
         return "\n".join(f"--- {p.parent.name} ---\n" + p.read_text(errors="replace")[-(tail or 0):]
                          for p in sorted(self.work.glob("*/executor.log")))
 
-
-def wait_until(check: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.5)
-    return False

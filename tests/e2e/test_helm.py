@@ -6,6 +6,7 @@ server's audit log shows not one request the chart's RBAC refused."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,6 @@ def helm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def helm(cluster: Cluster, *args: str) -> str:
-    import subprocess
-
     result = subprocess.run([str(tool_path("helm")), "--kubeconfig", str(cluster.kubeconfig), *args],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"helm {' '.join(args)}: {result.stderr}"

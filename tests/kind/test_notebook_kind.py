@@ -8,12 +8,12 @@ import asyncio
 import base64
 import re
 import subprocess
-import time
 import uuid
 
 import pytest
 import yaml
 
+from tests.api.conftest import wait_for
 from tests.kind.conftest import KUBECTL, ROOT
 from tests.jupyter_api import execute
 
@@ -21,14 +21,7 @@ pytestmark = pytest.mark.kind
 
 
 def _poll(check, *, timeout: float, interval: float = 2.0, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+    return wait_for(check, timeout=timeout, interval=interval, what=what)
 
 
 def test_notebook_spark_job_executors_and_cleanup(kind_kubectl, kind_cluster):

@@ -19,16 +19,13 @@ from sparkbook.leader import LeaderElector
 from sparkbook.settings import Settings
 
 log = logging.getLogger("sparkbook")
-# Kinds the operator creates for its resources (executor pods are Spark's, and come and go).
-CHILD_KINDS = {"Pod", "Service", "ServiceAccount", "Role", "RoleBinding", "Secret", "ConfigMap", "NetworkPolicy",
-               "StatefulSet", "PersistentVolumeClaim", "SparkSession"}
 
 
 def route(controller: Controller, etype: str, kind: str, new: dict[str, Any] | None,
           old: dict[str, Any] | None) -> None:
     """Which resources look again after a change seen by a watch."""
-    if etype == "DELETED" and old is not None and kind in CHILD_KINDS:
-        controller.child_deleted(old)
+    if etype == "DELETED" and old is not None:
+        controller.child_deleted(old)  # it decides, by ownerReference, whose child that was
     same_labels = new is not None and old is not None and (
         new["metadata"].get("labels") == old["metadata"].get("labels"))
     for obj in [new] if same_labels else [o for o in (new, old) if o is not None]:

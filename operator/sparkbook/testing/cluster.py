@@ -11,6 +11,7 @@ for the e2e suite. Standard library only, so it runs before anything else is ins
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -70,6 +71,7 @@ def _go_env() -> dict[str, str]:
     return {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly"}
 
 
+@functools.cache
 def _go_version() -> str:
     return subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True,
                           env=_go_env()).stdout.strip()
