@@ -4,8 +4,11 @@ admission and authorization the product is tested against."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
-from sparkbook.testing.cluster import KUBE_VERSION, Cluster, pinned_replacements, staging_replacements
+from sparkbook.testing.cluster import (KUBE_VERSION, Cluster, _dump_and_stop, free_port, pinned_replacements,
+                                       staging_replacements)
 from tests.e2e.conftest import Kubectl
 
 
@@ -33,3 +36,44 @@ def test_rbac_and_pod_security_are_enforced(kubectl: Kubectl, namespace: str) ->
            "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]}}
     refused = kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
     assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
+
+
+class _HangingFirstEtcd(Cluster):
+    """An etcd that hangs at its first start (as one did in CI), a real one after. The hanging one
+    is `sleep` under the name etcd, so that the cluster takes it for its own process."""
+
+    starts: int = 0
+
+    def etcd_argv(self) -> list[str]:
+        self.starts += 1
+        if self.starts > 1:
+            return super().etcd_argv()
+        hang = self.state / "hang" / "etcd"
+        hang.parent.mkdir()
+        hang.symlink_to(shutil.which("sleep"))
+        return [str(hang), "600"]
+
+
+def test_an_etcd_that_hangs_at_start_is_started_again(tmp_path, capsys) -> None:
+    cluster = _HangingFirstEtcd(state=tmp_path)
+    cluster.ports = {"etcd": free_port(), "etcd-peer": free_port()}
+    cluster.logs.mkdir(parents=True)
+    try:
+        cluster._start_etcd(timeout=3)
+        hung = capsys.readouterr().err
+        assert cluster.starts == 2 and "not healthy after 3 s, attempt 1 of 3" in hung, hung
+        assert cluster._etcd_healthy() and list(cluster.running()) == ["etcd"]
+    finally:
+        cluster.down(keep_state=True)
+    assert not cluster.running()
+
+
+def test_a_hung_go_component_leaves_its_goroutine_stacks_in_its_log(tmp_path) -> None:
+    cluster = Cluster(state=tmp_path)
+    cluster.ports = {"etcd": free_port(), "etcd-peer": free_port()}
+    cluster._spawn("etcd", cluster.etcd_argv())
+    cluster._wait("etcd", cluster._etcd_healthy, timeout=60)
+    _dump_and_stop(cluster.pids["etcd"])
+    log = (cluster.logs / "etcd.log").read_text()
+    assert "SIGQUIT: quit" in log and re.search(r"^goroutine 1 .*\[", log, re.M), log[-2000:]
+    assert not cluster.running()

@@ -259,6 +259,8 @@ class Cluster:
     # (stopped, ready again) of each restart(), as epoch seconds: while kube-apiserver starts, its
     # RBAC authorizer's caches are still empty and it refuses requests it would allow.
     restarts: list[tuple[float, float]] = field(default_factory=list)
+    # What this process started, to tell how one of them ended (exit code or signal).
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -301,6 +303,13 @@ class Cluster:
         """Components whose recorded process is alive and is the binary we started."""
         alive = {}
         for name, pid in self.pids.items():
+            proc = self.procs.get(name)
+            if proc is not None and proc.pid == pid:
+                # Our own child: its exit status says. (Its /proc cmdline is no witness right after
+                # the spawn: Popen's vfork returns before the kernel has set up the new argv.)
+                if proc.poll() is None:
+                    alive[name] = pid
+                continue
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
             except OSError:
@@ -317,6 +326,7 @@ class Cluster:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=self.state)
         log.close()
+        self.procs[name] = proc
         self.pids[name] = proc.pid
         self._save()
 
@@ -331,11 +341,21 @@ class Cluster:
                 last = exc
             for name, pid in self.pids.items():
                 if name not in self.running():
-                    tail = _tail(self.logs / f"{name}.log")
+                    tail = _tail(self.logs / f"{name}.log") or "(its log is empty)"
                     error = PortTaken if "address already in use" in tail else RuntimeError
-                    raise error(f"{name} (pid {pid}) exited; see {self.logs / (name + '.log')}:\n{tail}")
+                    raise error(f"{name} (pid {pid}) {self._ended(name)} while waiting for {what}; "
+                                f"see {self.logs / (name + '.log')}:\n{tail}")
             time.sleep(0.25)
         raise TimeoutError(f"{what} not ready after {timeout:.0f} s (last error: {last}); logs in {self.logs}")
+
+    def _ended(self, name: str) -> str:
+        proc = self.procs.get(name)
+        code = proc.poll() if proc else None
+        if code is None:
+            return "exited"
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
 
     def _get(self, path: str, *, cert: str = "admin") -> bytes:
         ctx = ssl.create_default_context(cafile=str(self.pki / "ca.crt"))
@@ -372,15 +392,7 @@ class Cluster:
             self.ports[name] = free_port()
         self._save()
         p = self.pki
-        self._spawn("etcd", [
-            self.tool("etcd"), "--name", "sparkbook", "--data-dir", str(self.state / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{self.ports['etcd']}",
-            "--advertise-client-urls", f"http://127.0.0.1:{self.ports['etcd']}",
-            "--listen-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.ports['etcd-peer']}",
-            "--initial-cluster", f"sparkbook=http://127.0.0.1:{self.ports['etcd-peer']}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        ])
+        self._start_etcd()
         (self.state / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self._spawn("kube-apiserver", self.apiserver_argv())
         self._wait("kube-apiserver", lambda: self._get("/readyz") == b"ok", timeout=180)
@@ -415,6 +427,39 @@ class Cluster:
         self._wait("the default ServiceAccount (kube-controller-manager)",
                    lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0)
         return self
+
+    def etcd_argv(self) -> list[str]:
+        url = f"http://127.0.0.1:{self.ports['etcd']}"
+        peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
+        return [
+            self.tool("etcd"), "--name", "sparkbook", "--data-dir", str(self.state / "etcd"),
+            "--listen-client-urls", url, "--advertise-client-urls", url,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"sparkbook={peer}", "--unsafe-no-fsync", "--log-level", "info",
+        ]
+
+    def _etcd_healthy(self) -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['etcd']}/health", timeout=2) as resp:
+            return json.loads(resp.read()).get("health") == "true"
+
+    def _start_etcd(self, attempts: int = 3, timeout: float = 30) -> None:
+        """etcd first, and healthy, before kube-apiserver: the API server gives up on storage after
+        about 20 s. Once (CI, 2026-12-02) an etcd hung before its first log line while another one
+        started in 50 ms a few seconds later; a hung one is asked for its goroutines (SIGQUIT makes
+        Go print every stack into the log) and started again."""
+        for attempt in range(1, attempts + 1):
+            self._spawn("etcd", self.etcd_argv())
+            try:
+                self._wait("etcd", self._etcd_healthy, timeout=timeout)
+                return
+            except TimeoutError:
+                pid = self.pids.pop("etcd")
+                self.procs.pop("etcd", None)
+                _dump_and_stop(pid)
+                self._save()
+                print(f"etcd (pid {pid}) not healthy after {timeout:.0f} s, attempt {attempt} of {attempts}; "
+                      f"its goroutine stacks are in {self.logs / 'etcd.log'}", file=sys.stderr, flush=True)
+        raise TimeoutError(f"etcd not healthy after {attempts} starts; see {self.logs / 'etcd.log'}")
 
     def _nodes_ready(self) -> bool:
         out = self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}")
@@ -475,7 +520,7 @@ class Cluster:
                 _stop(alive[name])
                 if not quiet:
                     print(f"stopped {name} (pid {alive[name]})")
-        self.pids = {}
+        self.pids, self.procs = {}, {}
         if self.state.exists():
             self._save()
             if not keep_state:
@@ -520,6 +565,27 @@ def _stop(pid: int | None, timeout: float = 15) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _dump_and_stop(pid: int) -> None:
+    """A hung Go process: SIGQUIT makes the runtime write every goroutine's stack to stderr (its
+    log) and exit; whatever is left after a moment is stopped as usual."""
+    try:
+        os.kill(pid, signal.SIGQUIT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.1)
+    _stop(pid)
 
 
 def _tail(path: Path, lines: int = 30) -> str:
