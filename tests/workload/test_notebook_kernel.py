@@ -246,7 +246,7 @@ def test_plot_from_sql_output_is_saved_as_png(magics_run: Ran) -> None:
 
 
 def test_local_sees_pandas_while_plain_cells_keep_the_spark_frame(magics_run: Ran) -> None:
-    assert magics_run.text("spark_o").strip() == "people: 3 rows copied to pandas for %%local"
+    assert magics_run.stream("spark_o", "stdout").strip() == "people: 3 rows copied to pandas for %%local"
     assert "local pandas.core.frame 3" in magics_run.text("local_1")
     assert "local again pandas.core.frame 2" in magics_run.text("local_2")  # the %%local side keeps its edits
     assert "plain pyspark.sql.connect.dataframe 3" in magics_run.text("plain_after")

@@ -47,6 +47,9 @@ def spark_conf(*, name: str, namespace: str, spec: SparkSessionSpec, image: str)
         "spark.executor.memory": spec.executor.memory.replace("Gi", "g").replace("Mi", "m"),
         "spark.jars.ivy": "/tmp/.ivy2",
         "spark.ui.showConsoleProgress": "false",
+        # Spark Connect reports a running query's progress to the client this often (2 s by default,
+        # so a job shorter than that reported nothing): the notebook's progress display.
+        "spark.connect.progress.reportInterval": "500ms",
     }
     for key, value in executor_labels.items():
         conf[f"spark.kubernetes.executor.label.{key}"] = value

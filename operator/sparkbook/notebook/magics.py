@@ -58,7 +58,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
 from sparkbook import names
-from sparkbook.notebook import errors, startup
+from sparkbook.notebook import errors, progress, startup
 from sparkbook.notebook.args import (  # noqa: F401 - the parsers are part of this module's API
     DEFAULT_MAXROWS,
     DEFAULT_SAMPLEFRACTION,
@@ -117,6 +117,7 @@ HELP = [
     ("%%pretty", "run the cell and render df.show() output as HTML tables"),
     ("%%cleanup, %%delete", "no-ops: Spark sessions are SparkSession resources, not per-notebook Livy sessions"),
     ("%sparkbook traceback full|short", "Spark errors in full (JVM trace included) or short (the default)"),
+    ("%sparkbook progress on|off", "live Spark progress and a Spark UI link per job under each cell (on by default)"),
     ("%%help", "this list"),
 ]
 
@@ -215,6 +216,8 @@ class SparkbookMagics(Magics):
         if not query:
             raise UsageError("%%sql: the cell must hold a SQL statement")
         spark = self._spark()
+        if args.quiet:
+            progress.hush(self.shell)
         with spark_errors():
             df = spark.sql(query)
         if args.quiet and not args.output:
@@ -401,10 +404,19 @@ class SparkbookMagics(Magics):
 
     @line_magic
     def sparkbook(self, line: str = "") -> None:
-        """%sparkbook traceback [full|short]: how Spark errors are shown in every cell."""
+        """%sparkbook traceback [full|short] | progress [on|off]: how Spark errors and Spark
+        progress are shown in every cell."""
         words = line.split()
+        if words[:1] == ["progress"] and words[1:] in ([], ["on"], ["off"]):
+            if len(words) == 2:
+                progress.set_enabled(words[1] == "on")
+            if progress.enabled():
+                print("Spark progress and job links show under each cell (%sparkbook progress off: none).")
+            else:
+                print("Spark progress is off (%sparkbook progress on: show it under each cell).")
+            return
         if not words or words[0] != "traceback" or len(words) > 2 or words[1:] not in ([], ["full"], ["short"]):
-            raise UsageError("usage: %sparkbook traceback [full|short]")
+            raise UsageError("usage: %sparkbook traceback [full|short] | %sparkbook progress [on|off]")
         if len(words) == 2:
             errors.set_full_tracebacks(words[1] == "full")
         if errors.full_tracebacks():

@@ -124,6 +124,33 @@ def ui_link() -> str | None:
     return os.environ.get(UI_LINK_ENV) or os.environ.get(UI_ENV) or None
 
 
+def ui_root_link() -> str | None:
+    """The Spark UI's root for people's links (``.../jobs/job/?id=3`` is built on it)."""
+    link = (ui_link() or "").rstrip("/")
+    if link.endswith("/jobs"):
+        link = link[: -len("/jobs")]
+    return link or None
+
+
+def watch_cells(conn: Connection) -> None:
+    """Once connected: jobs named after their cell, and live progress with job links under every
+    cell that runs Spark work (idempotent, never raises)."""
+    ip = _ipython()
+    if ip is None or getattr(ip, "kernel", None) is None or conn.session is None:
+        return
+    try:
+        from sparkbook.notebook import naming, progress
+
+        if getattr(ip, "_sparkbook_namer", None) is None:
+            ip._sparkbook_namer = naming.JobNamer(conn.session)
+            ip.events.register("pre_run_cell", ip._sparkbook_namer.pre_run_cell)
+        progress.install(ip, conn.session, ui_base=os.environ.get(UI_ENV) or None, ui_link=ui_root_link(),
+                         app_id=conn.info.get("app_id"))
+    except Exception as exc:  # noqa: BLE001 - a nicety; Spark itself works without it
+        print(f"Sparkbook: no job names or progress display ({mask(f'{type(exc).__name__}: {exc}')})",
+              file=sys.stderr)
+
+
 def _timeout() -> float:
     try:
         value = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S))
@@ -330,6 +357,7 @@ class SparkUnavailable:
             self._sparkbook_namespace["spark"] = session
         text, _ = conn.banner()
         print(text)
+        watch_cells(conn)
         return session
 
     def __getattr__(self, name: str) -> Any:
@@ -373,6 +401,7 @@ def _announce(conn: Connection, namespace: dict[str, Any], *, rich: bool) -> Non
             display({"text/plain": text, "text/html": markup}, raw=True)
         else:
             print(text)
+        watch_cells(conn)
         return
     if namespace.get("spark") is conn.session or "spark" not in namespace:
         namespace["spark"] = SparkUnavailable(conn, namespace)
@@ -395,9 +424,13 @@ def start(namespace: dict[str, Any]) -> None:
             ip.extension_manager.load_extension("sparkbook.notebook")
         if ip is not None and getattr(ip, "kernel", None) is not None:
             # In a kernel, output printed now belongs to no cell: say it in the first cell instead.
-            def _first_cell(*_args: Any) -> None:
+            def _first_cell(*args: Any) -> None:
                 ip.events.unregister("pre_run_cell", _first_cell)
                 _announce(conn, namespace, rich=True)
+                # Registered during this very pre_run_cell: they join this cell by hand.
+                for hook in ("_sparkbook_namer", "_sparkbook_progress"):
+                    if getattr(ip, hook, None) is not None:
+                        getattr(ip, hook).pre_run_cell(*args)
 
             ip.events.register("pre_run_cell", _first_cell)
         else:
