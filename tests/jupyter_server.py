@@ -30,9 +30,16 @@ class Jupyter:
 
 
 @contextlib.contextmanager
-def running_jupyter(*, host: str, port: int, token: str, work: Path) -> Iterator[Jupyter]:
-    """jupyter-server as the notebook pod runs it (token from the environment), until the block ends."""
+def running_jupyter(*, host: str, port: int, token: str, work: Path, base_url: str = "/",
+                    config: str | None = None) -> Iterator[Jupyter]:
+    """jupyter-server as the notebook pod runs it (token from the environment), until the block ends.
+
+    ``config``: the text of a jupyter_server_config.py (else none); ``base_url`` as JupyterHub
+    gives a user's server (``/user/<name>/``)."""
     (work / "root").mkdir(parents=True, exist_ok=True)
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        (work / "config" / "jupyter_server_config.py").write_text(config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
     env.update(
         JUPYTER_TOKEN=token,  # by env, not argv, as in the pod
@@ -44,12 +51,12 @@ def running_jupyter(*, host: str, port: int, token: str, work: Path) -> Iterator
     argv = [
         sys.executable, "-m", "jupyter_server", "--allow-root", "--ServerApp.open_browser=False",
         f"--ServerApp.ip={host}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={work / 'root'}",
+        f"--ServerApp.root_dir={work / 'root'}", f"--ServerApp.base_url={base_url}",
     ]  # fmt: skip
     log_path = work / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(argv, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://{host}:{port}"
+    url = f"http://{host}:{port}{base_url.rstrip('/')}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while True:

@@ -16,3 +16,8 @@ c.ServerApp.allow_origin = ""
 
 # No announcements fetched from the internet (overrides.json also turns the news prompt off).
 c.LabApp.news_url = None
+
+# The Spark UI's root redirect names the notebook server's host without the proxy path: keep it in.
+from sparkbook.notebook.uiproxy import keep_redirects_inside  # noqa: E402
+
+c.ServerProxy.non_service_rewrite_response = keep_redirects_inside

@@ -120,8 +120,16 @@ def kubectl_hint(session: str | None = None) -> str:
 
 
 def ui_link() -> str | None:
-    """The Spark UI link for people: the notebook server's proxied path if set, else the Service."""
-    return os.environ.get(UI_LINK_ENV) or os.environ.get(UI_ENV) or None
+    """The Spark UI link for people: the notebook server's proxied path if set, else the Service.
+
+    The proxied path is given from the server's root (``/proxy/...``); a server with a base URL
+    of its own (JupyterHub's ``/user/<name>/``, which it tells the server and its kernels in
+    ``JUPYTERHUB_SERVICE_PREFIX``) serves it under that."""
+    link = os.environ.get(UI_LINK_ENV) or os.environ.get(UI_ENV) or None
+    prefix = (os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/").rstrip("/")
+    if link and prefix and link.startswith("/proxy/"):
+        link = prefix + link
+    return link
 
 
 def ui_root_link() -> str | None:
