@@ -37,7 +37,7 @@ def _imports(module: str) -> set[str]:
 
 
 def test_each_concern_has_its_own_module() -> None:
-    for name in ("args", "configure", "tables", "errors", "magics", "startup"):
+    for name in ("args", "configure", "tables", "errors", "magics", "startup", "viz"):
         assert f"{PACKAGE}.{name}" in MODULES
 
 
