@@ -12,6 +12,7 @@ from decimal import Decimal
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from IPython.core.error import UsageError
 
 from sparkbook.notebook import viz
 
@@ -212,3 +213,19 @@ def test_autoviz_follows_the_environment_until_set(setting: pytest.MonkeyPatch) 
 def test_only_pandas_frames_with_columns_are_wrapped(setting: pytest.MonkeyPatch) -> None:
     for value in (None, 3, "text", SALES["amount"], pd.DataFrame()):
         assert viz.shown(value) is value
+
+
+def test_sparkbook_autoviz_magic(setting: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from sparkbook.notebook.magics import SparkbookMagics
+
+    magics = SparkbookMagics(None)
+    magics.sparkbook("autoviz off")
+    assert not viz.enabled() and "plain pandas tables" in capsys.readouterr().out
+    magics.sparkbook("autoviz")
+    assert not viz.enabled() and "%sparkbook autoviz on" in capsys.readouterr().out
+    magics.sparkbook("autoviz on")
+    assert viz.enabled() and "with charts" in capsys.readouterr().out
+    for bad in ("autoviz maybe", "autoviz on off", "autoviz"[:4], "charts on"):
+        with pytest.raises(UsageError, match=r"usage: %sparkbook traceback .* \| %sparkbook autoviz \[on\|off\]$"):
+            magics.sparkbook(bad)
+    assert viz.enabled()

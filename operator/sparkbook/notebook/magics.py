@@ -38,7 +38,8 @@ Errors
     shows full tracebacks instead. Other Python errors keep ordinary tracebacks.
 
 The argument parsers (:mod:`.args`), the ``%%configure`` planning (:mod:`.configure`), the
-tables (:mod:`.tables`) and the short errors (:mod:`.errors`) live in their own modules;
+tables (:mod:`.tables`), the short errors (:mod:`.errors`) and the %%sql result widget (:mod:`.viz`)
+live in their own modules;
 this one holds the magics. Nothing here is imported back by those modules or by :mod:`.startup`.
 """
 
@@ -58,7 +59,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
 from sparkbook import names
-from sparkbook.notebook import errors, progress, startup
+from sparkbook.notebook import errors, progress, startup, viz
 from sparkbook.notebook.args import (  # noqa: F401 - the parsers are part of this module's API
     DEFAULT_MAXROWS,
     DEFAULT_SAMPLEFRACTION,
@@ -118,6 +119,8 @@ HELP = [
     ("%%cleanup, %%delete", "no-ops: Spark sessions are SparkSession resources, not per-notebook Livy sessions"),
     ("%sparkbook traceback full|short", "Spark errors in full (JVM trace included) or short (the default)"),
     ("%sparkbook progress on|off", "live Spark progress and a Spark UI link per job under each cell (on by default)"),
+    ("%sparkbook autoviz on|off", "%%sql and %%local pandas results as a table with Pie/Scatter/Line/Area/Bar "
+     "charts (the default) or plain pandas tables (SPARKBOOK_AUTOVIZ=0: off from the start)"),
     ("%%help", "this list"),
 ]
 
@@ -227,7 +230,7 @@ class SparkbookMagics(Magics):
             self._keep_local(args.output, frame, quiet=args.quiet)
         if args.quiet or len(frame.columns) == 0:
             return None
-        return frame
+        return viz.shown(frame)  # the table-and-charts widget unless %sparkbook autoviz off
 
     # -- %%spark / %%local -------------------------------------------------------------------
     @cell_magic
@@ -266,7 +269,7 @@ class SparkbookMagics(Magics):
                 shadowed[name] = current
                 ns[name] = frame
         try:
-            return self._run(cell)
+            return viz.shown(self._run(cell))  # a pandas result as sparkmagic's %%local shows it
         finally:
             for name, spark_obj in shadowed.items():
                 now = ns.get(name, _MISSING)
@@ -404,8 +407,8 @@ class SparkbookMagics(Magics):
 
     @line_magic
     def sparkbook(self, line: str = "") -> None:
-        """%sparkbook traceback [full|short] | progress [on|off]: how Spark errors and Spark
-        progress are shown in every cell."""
+        """%sparkbook traceback [full|short] | progress [on|off] | autoviz [on|off]: how Spark errors,
+        Spark progress and results are shown in every cell."""
         words = line.split()
         if words[:1] == ["progress"] and words[1:] in ([], ["on"], ["off"]):
             if len(words) == 2:
@@ -415,8 +418,15 @@ class SparkbookMagics(Magics):
             else:
                 print("Spark progress is off (%sparkbook progress on: show it under each cell).")
             return
+        if words[:1] == ["autoviz"] and words[1:] in ([], ["on"], ["off"]):
+            if len(words) == 2:
+                viz.set_enabled(words[1] == "on")
+            print(viz.status())
+            return
         if not words or words[0] != "traceback" or len(words) > 2 or words[1:] not in ([], ["full"], ["short"]):
-            raise UsageError("usage: %sparkbook traceback [full|short] | %sparkbook progress [on|off]")
+            raise UsageError(
+                "usage: %sparkbook traceback [full|short] | %sparkbook progress [on|off] | %sparkbook autoviz [on|off]"
+            )
         if len(words) == 2:
             errors.set_full_tracebacks(words[1] == "full")
         if errors.full_tracebacks():
