@@ -190,6 +190,15 @@ def test_duplicate_column_names_get_distinct_selectors() -> None:
     assert shown.output.outputs[0]["data"][viz.PLOTLY_MIME]["data"][0]["y"] == [2, 4]
 
 
+def test_a_meaningful_index_can_be_plotted_too() -> None:
+    totals = SALES.groupby("region").sum()  # what a %%local cell often ends with
+    shown = viz.Autoviz(totals)
+    shown.widget
+    assert shown.x.options == ("region", "amount") and shown.x.value == "region"
+    assert viz.plot_frame(SALES).columns.tolist() == ["region", "amount"]  # %%sql results: as they are
+    assert viz.plot_frame(totals.rename(columns={"amount": "region"})).columns.tolist() == ["region"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The setting
 # ---------------------------------------------------------------------------------------------

@@ -247,6 +247,22 @@ def figure(frame: pd.DataFrame, kind: str, x: str, y: str, how: str) -> dict[str
     return {"data": [trace], "layout": layout, "config": {"displaylogo": False}}
 
 
+def plot_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame the selectors offer: a meaningful index (``df.groupby("region").sum()`` in a
+    %%local cell) becomes columns too, and every column gets a distinct name."""
+    import pandas as pd
+
+    plot = frame
+    if not (isinstance(frame.index, pd.RangeIndex) and frame.index.name is None):
+        try:
+            plot = frame.reset_index()
+        except ValueError:  # an index level named like a column: the columns alone
+            plot = frame
+    plot = plot.copy(deep=False)
+    plot.columns = unique_names(plot.columns)
+    return plot
+
+
 def frame_html(frame: pd.DataFrame) -> str:
     """The HTML table pandas shows for ``frame`` (its display.max_rows bounds the rows)."""
     import pandas as pd
@@ -279,8 +295,7 @@ class Autoviz:
 
     def __init__(self, frame: pd.DataFrame) -> None:
         self.frame = frame
-        self._plot = frame.copy(deep=False)
-        self._plot.columns = unique_names(frame.columns)
+        self._plot = plot_frame(frame)
         self._widget: Any = None
 
     def __repr__(self) -> str:
@@ -300,10 +315,10 @@ class Autoviz:
         x, y, how = default_encoding(self._plot)
         self.kind = w.ToggleButtons(options=KINDS, value="Table", tooltips=[f"{k} view" for k in KINDS],
                                     style={"button_width": "72px"})
-        self.x = w.Dropdown(options=names, value=x, description="X")
-        self.y = w.Dropdown(options=names, value=y, description="Y")
-        self.how = w.Dropdown(options=AGGREGATIONS, value=how, description="Y aggregation",
-                              style={"description_width": "initial"})
+        compact = {"style": {"description_width": "initial"}, "layout": {"width": "auto", "margin": "2px 16px 2px 4px"}}
+        self.x = w.Dropdown(options=names, value=x, description="X", **compact)
+        self.y = w.Dropdown(options=names, value=y, description="Y", **compact)
+        self.how = w.Dropdown(options=AGGREGATIONS, value=how, description="Y aggregation", **compact)
         self.axes = w.HBox([self.x, self.y, self.how])
         self.output = w.Output()
         for control in (self.kind, self.x, self.y, self.how):
