@@ -58,9 +58,11 @@ def test_count_needs_no_numbers_and_sum_of_only_nulls_is_null() -> None:
 def test_spark_decimals_and_booleans_are_numbers() -> None:
     # toPandas() gives DecimalType columns as Python Decimal objects in an object column.
     frame = pd.DataFrame({"k": ["a", "a", "b"], "price": [Decimal("1.50"), Decimal("2.25"), None],
-                          "paid": [True, False, True]})
+                          "paid": [True, False, True],
+                          "maybe": pd.array([True, None, True], dtype="boolean")})
     assert viz.aggregate(frame, "k", "price", "Sum")["sum(price)"].tolist()[0] == 3.75
     assert viz.aggregate(frame, "k", "paid", "Sum")["sum(paid)"].tolist() == [1, 1]
+    assert viz.aggregate(frame, "k", "maybe", "Sum")["sum(maybe)"].tolist() == [1, 1]
 
 
 def test_aggregate_explains_what_cannot_be_plotted() -> None:
@@ -137,6 +139,21 @@ def test_default_encoding_is_the_first_label_and_number() -> None:
     assert viz.default_encoding(pd.DataFrame({"who": ["a", "b"]})) == ("who", "who", "Count")
 
 
+def test_arrays_and_maps_from_spark_are_shown_not_fatal() -> None:
+    import numpy as np
+
+    # toPandas() gives ARRAY columns as numpy arrays and MAP columns as lists of pairs.
+    frame = pd.DataFrame({"tags": [np.array(["a", "b"]), np.array(["c"])], "attrs": [[("k", 1)], []], "n": [1, 2]})
+    shown = viz.Autoviz(frame)
+    assert viz.WIDGET_MIME in shown._repr_mimebundle_()
+    assert (shown.x.value, shown.y.value, shown.how.value) == ("tags", "n", "None")
+    shown.kind.value = "Bar"
+    (trace,) = shown.output.outputs[0]["data"][viz.PLOTLY_MIME]["data"]
+    assert trace["x"] == ["['a' 'b']", "['c']"] and trace["y"] == [1, 2]
+    shown.how.value = "Sum"
+    assert "Cannot group by X column 'tags'" in shown.output.outputs[0]["data"]["text/plain"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The display bundle and the widget
 # ---------------------------------------------------------------------------------------------
@@ -179,6 +196,18 @@ def test_the_controls_redraw_the_view() -> None:
     assert shown.output.outputs[0]["data"][viz.PLOTLY_MIME]["data"][0]["y"] == [30, 7, 5]
     shown.y.value = "region"
     assert "not numeric" in shown.output.outputs[0]["data"]["text/plain"]
+
+
+def test_a_view_that_fails_says_so_in_the_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = viz.Autoviz(SALES)
+    shown.widget
+
+    def broken(*_args: object) -> dict:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(viz, "figure", broken)
+    shown.kind.value = "Pie"  # an exception in a widget callback would show nowhere
+    assert shown.output.outputs[0]["data"] == {"text/plain": "Cannot draw this Pie: RuntimeError: boom"}
 
 
 def test_duplicate_column_names_get_distinct_selectors() -> None:

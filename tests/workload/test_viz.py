@@ -45,7 +45,7 @@ CELLS = [
 @pytest.fixture(scope="module")
 def viz_run(spark_connect_server: ConnectServer, tmp_path_factory: pytest.TempPathFactory) -> Ran:
     work = tmp_path_factory.mktemp("kernel-viz")
-    nb, ids = _notebook(CELLS)
+    nb, ids = _notebook(CELLS, raises=("bad",))
     return _execute(nb, ids, _kernel_env(work, spark_connect_server.token_url), work)
 
 
@@ -119,7 +119,7 @@ def test_autoviz_off_shows_the_plain_pandas_table(viz_run: Ran) -> None:
         assert 'class="dataframe"' in result.data["text/html"] and "<td>110</td>" in result.data["text/html"]
     assert WIDGET_MIME in _shown(viz_run, "sql_on").data  # the setting wins over SPARKBOOK_AUTOVIZ=0
     assert "with charts" in viz_run.text("on") and "plain pandas tables" in viz_run.text("off")
-    # IPython shows a UsageError as one line on stderr, not as an error output.
+    # IPython shows a UsageError as one line on stderr: the cell fails, with no error output.
     bad = viz_run.stream("bad", "stderr")
     assert "UsageError: usage: %sparkbook traceback [full|short] | " in bad and "%sparkbook autoviz [on|off]" in bad
 

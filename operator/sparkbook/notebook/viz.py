@@ -116,7 +116,7 @@ def numeric(series: pd.Series) -> pd.Series | None:
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(series):
-        return series.astype(int)
+        return series.astype("float64")  # a nullable boolean's NA becomes NaN
     if pd.api.types.is_numeric_dtype(series):
         return series
     if series.dtype == object:
@@ -137,7 +137,10 @@ def default_encoding(frame: pd.DataFrame) -> tuple[str, str, str]:
     y = next((n for n, is_num in zip(names, kinds) if is_num and n != x), None)
     if y is None:
         return x, next((n for n in names if n != x), x), "Count"
-    repeats = frame.iloc[:, names.index(x)].duplicated().any()
+    try:
+        repeats = bool(frame.iloc[:, names.index(x)].duplicated().any())
+    except TypeError:  # arrays or maps (Spark ARRAY, MAP columns) cannot be compared
+        repeats = False
     return x, y, "Sum" if repeats else "None"
 
 
@@ -330,7 +333,10 @@ class Autoviz:
         self.axes.layout.display = "none" if self.kind.value == "Table" else None
         kind = self.kind.value
         # The table with the frame's own column names; charts by the selectors' distinct ones.
-        bundle = view(self.frame if kind == "Table" else self._plot, kind, self.x.value, self.y.value, self.how.value)
+        try:
+            bundle = view(self.frame if kind == "Table" else self._plot, kind, self.x.value, self.y.value, self.how.value)
+        except Exception as exc:  # noqa: BLE001 - a callback's error would show nowhere; say it in the view
+            bundle = {"text/plain": f"Cannot draw this {kind}: {type(exc).__name__}: {exc}"}
         # Set from the kernel rather than captured with `with output:`, so the view is in the
         # widget's state even with no front end listening (nbclient, a saved notebook).
         self.output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
