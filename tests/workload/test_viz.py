@@ -54,6 +54,13 @@ def _shown(ran: Ran, name: str) -> Any:
     return result
 
 
+def _shows(ran: Ran, name: str) -> list[Any]:
+    """What a cell displayed, less Spark's progress line (sparkbook.notebook.progress), which
+    comes and goes with how long the cell's Spark work took."""
+    return [o for o in ran.cell(name).outputs if o.output_type in ("display_data", "execute_result")
+            and "sparkbook-progress" not in o.data.get("text/html", "")]
+
+
 def _state(ran: Ran) -> dict[str, dict[str, Any]]:
     """Each widget's model state as nbclient saved it in the notebook, by model id."""
     return {k: v["state"] for k, v in ran.nb.metadata["widgets"][STATE_MIME]["state"].items()}
@@ -75,7 +82,7 @@ def test_sql_shows_the_widget_and_the_pandas_table(viz_run: Ran) -> None:
     assert 'class="dataframe"' in html and "<td>east</td>" in html and "<td>110</td>" in html
     assert html.count("<tr>") == 12  # the rows (the header row has a style)
     assert "region" in result.data["text/plain"]
-    assert viz_run.cell("sql").outputs == [result]  # nothing else: no stray widgets or prints
+    assert _shows(viz_run, "sql") == [result]  # nothing else: no stray widgets or prints
 
 
 def test_the_widget_state_holds_the_selectors_and_the_view(viz_run: Ran) -> None:
@@ -107,7 +114,8 @@ def test_sql_o_keeps_pandas_and_shows_the_widget(viz_run: Ran) -> None:
 
 def test_spark_o_says_what_it_copied_and_local_shows_the_widget(viz_run: Ran) -> None:
     # As in sparkmagic: %%spark -o only copies; the frame is seen when a %%local cell shows it.
-    assert viz_run.text("spark_o").strip() == "people: 12 rows copied to pandas for %%local"
+    assert viz_run.stream("spark_o", "stdout").strip() == "people: 12 rows copied to pandas for %%local"
+    assert _shows(viz_run, "spark_o") == []
     result = _shown(viz_run, "local")
     assert WIDGET_MIME in result.data and "<td>110</td>" in result.data["text/html"]
 
