@@ -53,7 +53,7 @@ def test_the_tutorial_runs_every_step(tutorial: Ran, spark_connect_server: Conne
     assert "is ready as `spark`" in tutorial.text(_cell(tutorial, "spark"))  # the session in the first cell
     assert tutorial.text(_cell(tutorial, "squares")).strip().endswith("285")  # plain Python
     count = tutorial.text(_cell(tutorial, "from pyspark.sql import functions"))
-    assert "200000" in count and re.search(r"Spark · \d+ jobs? · ", count)  # a Spark job, with progress
+    assert "20000" in count and re.search(r"Spark · \d+ jobs? · ", count)  # a Spark job, with progress
     assert "--maxrows" in tutorial.text(_cell(tutorial, "%%help"))
     shown = tutorial.text(_cell(tutorial, "by_building"))
     assert "|building|avg_actual|avg_target|readings|" in shown
