@@ -4,11 +4,11 @@
 
 A real Spark Connect server (the driver pod's command, localized as in the tests) and a real
 kernel with the pod's start-up file (nbclient). The same short Spark job (a count over 4
-partitions) and a cell without Spark run in rounds, each round once with progress on and once
-off, so that drift on a shared machine falls on both alike; then the same with job naming
-rested. Prints each block's median and 90th-percentile cell time (from the kernel's own
-execute_input / execute_reply timestamps) and what was asked of Spark: REST requests per cell
-with Spark work, config RPCs (job names) per cell.
+partitions) runs with progress on and off, and a cell without Spark runs with and without its
+job-name RPC, interleaved cell by cell so that drift on a shared machine falls on both sides of
+each pair. Prints medians and 90th percentiles of cell time (the kernel's own execute_input /
+execute_reply timestamps), the median paired difference, and what was asked of Spark: REST
+requests per Spark cell, config RPCs per named cell.
 """
 
 from __future__ import annotations
@@ -102,55 +102,41 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sparkbook-bench-progress-"))
     proc, remote, ui = start_spark(work)
     try:
+        # Interleaved cell by cell, so that a noisy neighbour falls on both sides of each pair.
+        rest = "get_ipython()._sparkbook_namer.resting_until = float('inf')"
+        unrest = "get_ipython()._sparkbook_namer.resting_until = 0.0"
         cells: list[tuple[str, str]] = [("warm", "spark.range(10).count()"), ("warm", SPARK_CELL)]
-        # A %%local cell is never named, so reading the counters adds nothing to them.
-        counters = "%%local\np = get_ipython()._sparkbook_progress; n = get_ipython()._sparkbook_namer\n" \
-                   "print(p.requests, n.calls)"
-        for _ in range(args.rounds):
-            for block, setup in (("progress on", "%sparkbook progress on"), ("progress off", "%sparkbook progress off"),
-                                 ("off, unnamed", "get_ipython()._sparkbook_namer.resting_until = float('inf')"),
-                                 ("named again", "get_ipython()._sparkbook_namer.resting_until = 0.0\n"
-                                                 "%sparkbook progress on")):
-                cells.append(("setup", setup))
-                cells.append(("count", counters))
-                cells += [(f"{block}|spark", SPARK_CELL)] * args.cells
-                cells += [(f"{block}|plain", PLAIN_CELL)] * args.cells
-                cells.append(("count", counters))
-            cells.append(("setup", "%sparkbook progress on"))
+        for _ in range(args.rounds * args.cells):
+            cells += [("switch", "%sparkbook progress on"), ("spark|progress on", SPARK_CELL),
+                      ("switch", "%sparkbook progress off"), ("spark|progress off", SPARK_CELL),
+                      ("plain|named", PLAIN_CELL), ("switch", rest), ("plain|unnamed", PLAIN_CELL),
+                      ("switch", unrest)]
+        cells.append(("count", "%%local\np = get_ipython()._sparkbook_progress; n = get_ipython()._sparkbook_namer\n"
+                               "print(p.requests, n.calls)"))
         nb = new_notebook(cells=[new_code_cell(src) for _, src in cells],
                           metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
         NotebookClient(nb, kernel_name="python3", timeout=300, startup_timeout=60).execute(
             env=kernel_env(work, remote, ui))
         times: dict[str, list[float]] = {}
-        asked: dict[str, list[tuple[int, int]]] = {}
-        block = None  # the block whose cells ran since the last counters
-        before = (0, 0)
         for (kind, _), cell in zip(cells, nb.cells):
             if "|" in kind:
-                block = kind.split("|")[0]
                 times.setdefault(kind, []).append(seconds(cell))
-            elif kind == "count":
-                text = "".join(o.get("text", "") for o in cell.outputs)
-                now = tuple(int(v) for v in text.split())
-                if block is not None:
-                    asked.setdefault(block, []).append((now[0] - before[0], now[1] - before[1]))
-                before, block = now, None
-        print(f"{args.rounds} rounds x {args.cells} cells of each kind per block; Spark job: {SPARK_CELL}")
-        print(f"{'block':<16}{'cell':<8}{'median ms':>10}{'p90 ms':>9}{'REST/spark cell':>17}{'config RPC/cell':>17}")
-        for key in sorted(times, key=lambda k: (k.split("|")[1], k)):
-            b, kind = key.split("|")
+        requests, calls = (int(v) for v in "".join(o.get("text", "") for o in nb.cells[-1].outputs).split())
+        # Named: every cell but %%local / %sparkbook ones and the two that run while naming rests.
+        named = sum(1 for kind, src in cells if not src.startswith("%") and kind != "plain|unnamed" and src != unrest)
+        n = args.rounds * args.cells
+        print(f"{n} pairs of each kind, interleaved; Spark job: {SPARK_CELL}")
+        print(f"{'cell':<22}{'median ms':>10}{'p90 ms':>9}")
+        for key in ("spark|progress on", "spark|progress off", "plain|named", "plain|unnamed"):
             values = sorted(times[key])
-            p90 = values[int(0.9 * (len(values) - 1))]
-            rest = sum(r for r, _ in asked.get(b, [])) / (args.rounds * args.cells)
-            rpc = sum(c for _, c in asked.get(b, [])) / (args.rounds * args.cells * 2)
-            print(f"{b:<16}{kind:<8}{statistics.median(values) * 1000:>10.1f}{p90 * 1000:>9.1f}"
-                  f"{rest if kind == 'spark' else 0:>17.2f}{rpc:>17.2f}")
-        on = statistics.median(times["progress on|spark"])
-        off = statistics.median(times["progress off|spark"])
-        print(f"progress on / off, Spark cells (medians): {on / off:.2f}")
-        named = statistics.median(times["progress off|plain"])
-        unnamed = statistics.median(times["off, unnamed|plain"])
-        print(f"named / unnamed, plain cells (medians): {named / unnamed:.2f} ({(named - unnamed) * 1000:+.1f} ms)")
+            print(f"{key:<22}{statistics.median(values) * 1000:>10.1f}{values[int(0.9 * (len(values) - 1))] * 1000:>9.1f}")
+        pairs = [a - b for a, b in zip(times["spark|progress on"], times["spark|progress off"])]
+        print(f"progress on - off, per Spark cell (median of pairs): {statistics.median(pairs) * 1000:+.1f} ms; "
+              f"ratio of medians {statistics.median(times['spark|progress on']) / statistics.median(times['spark|progress off']):.2f}")
+        pairs = [a - b for a, b in zip(times["plain|named"], times["plain|unnamed"])]
+        print(f"named - unnamed, per plain cell (median of pairs): {statistics.median(pairs) * 1000:+.1f} ms")
+        print(f"REST requests per Spark cell with progress on: {requests / n:.2f}; "
+              f"config RPCs per named cell: {calls / named:.2f}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

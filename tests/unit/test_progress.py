@@ -92,8 +92,9 @@ class FakeUI:
 class FakeDisplay:
     shown: list[tuple[str, float, bool]]
 
-    def __init__(self) -> None:
+    def __init__(self, *, live: bool = True) -> None:
         self.shown = []
+        self.live = live
         FakeDisplay.last = self
 
     def show(self, text: str, markup: str, fraction: float, *, done: bool, label: str) -> None:
@@ -147,6 +148,7 @@ def test_a_running_cell_is_redrawn_politely_and_ends_at_100_percent() -> None:
         clock.now += 0.05
         h(stages=[FakeStage(0, 10, min(i // 4, 10), False)], inflight_tasks=2, operation_id=OP_A, done=False)
     shown = FakeDisplay.last.shown
+    assert FakeDisplay.last.live
     assert 6 <= len(shown) <= 10, len(shown)  # at most one redraw per RENDER_INTERVAL_S
     assert ui.requests == 1  # one REST request while running: after a second, then every 2 s
     h.post_run_cell()
@@ -164,6 +166,7 @@ def test_a_short_job_without_reports_still_gets_its_summary() -> None:
     clock.now += 0.3
     h.post_run_cell()
     assert FakeDisplay.last.shown[-1][0].startswith("Spark · 1 job · 1 stage · 1 task · 0.3 s")
+    assert not FakeDisplay.last.live  # shown only at the end: no widget to build
 
 
 def test_the_end_polls_are_bounded_when_the_ui_never_answers() -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from nbclient import NotebookClient
 
+from sparkbook.notebook import progress
 from tests.workload.test_notebook_kernel import CELL_TIMEOUT_S, Ran, _kernel_env, _notebook
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ def test_each_job_of_the_cell_is_listed_with_a_working_link(progress_run: Ran, s
 def test_the_cost_of_showing_progress(progress_run: Ran) -> None:
     requests = int(progress_run.text("requests").split("requests ", 1)[1].split()[0])
     # At most one REST request per 2 s while the cell ran, then the ones at its end (bounded).
-    assert 1 <= requests <= progress_run.duration("slow") / 2 + 1 + 8, requests
+    assert 1 <= requests <= progress_run.duration("slow") / 2 + 1 + progress.FINAL_POLLS, requests
 
 
 def test_cells_without_spark_jobs_show_nothing(progress_run: Ran) -> None:

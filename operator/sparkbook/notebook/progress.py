@@ -50,8 +50,8 @@ from typing import Any, Iterable
 
 PROGRESS_ENV = "SPARKBOOK_PROGRESS"
 POLL_INTERVAL_S = 2.0  # REST requests while a cell runs: at most one per this many seconds
-FINAL_POLLS = 8  # at the end of a cell: until its jobs are all there and finished
-FINAL_POLL_GAP_S = 0.25
+FINAL_POLLS = 15  # at the end of a cell: until its jobs are all there and finished (1.5 s at most)
+FINAL_POLL_GAP_S = 0.1
 RENDER_INTERVAL_S = 0.25  # display updates while a cell runs: at most four a second
 REST_TIMEOUT_S = 2.0
 OPERATION_TAG = "_Operation_"
@@ -243,18 +243,19 @@ class _Display:
     """The display under the running cell: a widget where ipywidgets is installed, and always
     HTML and text in the same bundle, updated in place (``display_id``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, live: bool = True) -> None:
         from IPython.display import display
 
         self._widgets: Any = None
         self._bar: Any = None
         self._label: Any = None
         try:
-            import ipywidgets as widgets
+            if live:  # a summary shown only at the end needs no widget: HTML says it all
+                import ipywidgets as widgets
 
-            self._bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"width": "16em"})
-            self._label = widgets.HTML()
-            self._widgets = widgets.HBox([self._bar, self._label])
+                self._bar = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, layout={"width": "16em"})
+                self._label = widgets.HTML()
+                self._widgets = widgets.HBox([self._bar, self._label])
         except ImportError:
             pass
         self._handle = display(self._bundle("", ""), raw=True, display_id=True)
@@ -334,7 +335,7 @@ class CellProgress:
             t = job_totals(self.jobs)
         line = describe(t, self.clock() - self.started, self.jobs, done=done, failed=failed)
         if self._display is None:
-            self._display = self.display_factory()
+            self._display = self.display_factory(live=not done)
         label = as_html(line, t, self.jobs, self.ui_link, done=done)
         self._display.show(as_text(line, t, self.jobs, self.ui_link, done=done), label,
                            t.fraction if not done else 1.0, done=done, label=label)
