@@ -11,10 +11,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +19,14 @@ from typing import Any
 
 import pytest
 
+from tests.sparkbook_local import start_local
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("SPARKBOOK_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("SPARKBOOK_ARTIFACTS", ROOT / ".artifacts")) / "browser"
 # As this machine's probe starts it: its closed network refuses Chromium's background connections.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -50,22 +43,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     in its notebook directory."""
     notebooks = tmp_path_factory.mktemp("notebooks")
     shutil.copy(ROOT / "examples" / "tutorial.ipynb", notebooks / "tutorial.ipynb")
-    ports = {"--port": _free_port(), "--connect-port": _free_port(), "--ui-port": _free_port()}
-    argv = [sys.executable, "-m", "sparkbook.cli", "local", "-f", str(ROOT / "examples" / "notebookserver.yaml"),
-            "--notebook-dir", str(notebooks)]
-    for flag, port in ports.items():
-        argv += [flag, str(port)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
-    printed: list[str] = []
+    proc, text, _ = start_local(notebooks)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line or line.startswith("Press Ctrl-C"):
-                break
-            printed.append(line)
-        text = "".join(printed)
         jupyter = re.search(r"Jupyter:\s+(http://\S+)", text)
         ui = re.search(r"Spark UI:\s+(http://\S+)", text)
         assert jupyter and ui, text

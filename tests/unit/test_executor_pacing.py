@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sparkbook import controller as controller_module
+from sparkbook.controller import sparksession as controller_module
 from sparkbook.controller import Controller
 from sparkbook.settings import Settings
 
@@ -82,9 +82,9 @@ async def test_other_passes_leave_executor_counts_to_the_paced_pass(monkeypatch:
     before = {"phase": "Running", "executors": {"running": 1, "pending": 0, "failed": 0}}
     more = {"phase": "Running", "executors": {"running": 2, "pending": 0, "failed": 0}}
     failed = {"phase": "Failed", "executors": {"running": 2, "pending": 0, "failed": 0}}
-    assert not controller._executor_write_pending(KEY, more, before)  # nothing paced: write now
+    assert not controller._write_deferred(KEY, more, before)  # nothing paced: write now
     controller.executors_changed("ns", "s1")  # a paced pass is due in 0.1 s
-    assert controller._executor_write_pending(KEY, more, before)
-    assert not controller._executor_write_pending(KEY, failed, before)  # anything else: at once
+    assert controller._write_deferred(KEY, more, before)
+    assert not controller._write_deferred(KEY, failed, before)  # anything else: at once
     await asyncio.sleep(0.15)  # the paced pass is due: it writes
-    assert not controller._executor_write_pending(KEY, more, before)
+    assert not controller._write_deferred(KEY, more, before)

@@ -9,24 +9,18 @@ import socket
 import subprocess
 import sys
 import json
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.jupyter_api import execute
+from tests.sparkbook_local import free_port, start_local
 
 ROOT = Path(__file__).resolve().parents[2]
 SPARKBOOK = [sys.executable, "-m", "sparkbook.cli"]
 
 pytestmark = pytest.mark.workload
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _port_free(port: int) -> bool:
@@ -40,21 +34,8 @@ def _port_free(port: int) -> bool:
 
 
 async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
-    ports = {"--port": _free_port(), "--connect-port": _free_port(), "--ui-port": _free_port()}
-    argv = [*SPARKBOOK, "local", "-f", str(ROOT / "examples" / "notebookserver.yaml"), "--notebook-dir", str(tmp_path)]
-    for flag, port in ports.items():
-        argv += [flag, str(port)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
-    lines: list[str] = []
+    proc, printed, ports = start_local(tmp_path)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line or line.startswith("Press Ctrl-C"):
-                break
-            lines.append(line)
-        printed = "".join(lines)
         m = re.search(r"Jupyter:\s+(http://\S+)", printed)
         assert m, printed
         assert re.search(r"Spark UI: http://127\.0\.0\.1:\d+", printed), printed
@@ -105,8 +86,8 @@ def test_local_says_clearly_when_java_is_missing(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env["PATH"] = str(Path(sys.executable).parent)  # the venv's tools, no java
     result = subprocess.run([*SPARKBOOK, "local", "-f", str(ROOT / "examples" / "notebookserver.yaml"),
-                             "--port", str(_free_port()), "--connect-port", str(_free_port()),
-                             "--ui-port", str(_free_port())],
+                             "--port", str(free_port()), "--connect-port", str(free_port()),
+                             "--ui-port", str(free_port())],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2
     assert "Java 17" in result.stderr

@@ -1,0 +1,16 @@
+"""The reconcilers: one module per resource (sparksession, notebookserver), the idle checks
+(idle), and the pass machinery they share (base). :class:`Controller` is all of them, one object
+with one work queue."""
+
+from __future__ import annotations
+
+from sparkbook.controller.base import Cache, Key, Machinery, NameConflict, Outcome, Transient
+from sparkbook.controller.idle import IdleChecks
+from sparkbook.controller.notebookserver import NotebookServers
+from sparkbook.controller.sparksession import EXECUTOR_SETTLE_SECONDS, SparkSessions
+
+__all__ = ["Cache", "Controller", "EXECUTOR_SETTLE_SECONDS", "Key", "NameConflict", "Outcome", "Transient"]
+
+
+class Controller(SparkSessions, NotebookServers, IdleChecks, Machinery):
+    """Reconciles SparkSessions and NotebookServers and culls idle ones."""
