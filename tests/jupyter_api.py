@@ -27,8 +27,11 @@ async def execute(base: str, token: str, code: str, timeout: float = 120) -> str
                 "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
                             "allow_stdin": False, "stop_on_error": True},
             })
+            # Done when the reply (shell) has come and the kernel is idle again (iopub): the two
+            # channels are not ordered with each other, and the last output may follow the reply.
+            replied = idle = False
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (replied and idle):
                 msg = json.loads((await ws.receive(timeout=timeout)).data)
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
@@ -37,6 +40,8 @@ async def execute(base: str, token: str, code: str, timeout: float = 120) -> str
                 elif msg["msg_type"] == "error":
                     out.append(f"{msg['content']['ename']}: {msg['content']['evalue']}")
                 elif msg["msg_type"] == "execute_reply":
-                    break
+                    replied = True
+                elif msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                    idle = True
         await http.delete(f"{base}/api/kernels/{kernel}")
     return "".join(out)

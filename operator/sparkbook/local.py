@@ -213,6 +213,7 @@ def plan(
             SPARKBOOK_SPARK_UI=result.spark_ui_url,
             SPARKBOOK_SPARK_UI_LINK=f"{result.spark_ui_url}/jobs/",
         )
+        jupyter_env[names.LOCAL_SPARK_LOG_ENV] = str(workdir / "spark.log")
     jupyter_env[names.LOCAL_ENV] = "1"
     jupyter_env.update(
         JUPYTER_TOKEN=token,

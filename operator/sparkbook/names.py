@@ -157,6 +157,7 @@ IDLE_SUSPENDED_AT = f"{GROUP}/idle-suspended-at"  # same for a SparkSession stop
 SPARK_TOKEN_UID = f"{GROUP}/spark-token-uid"
 CLIENT_TOKEN_ENV = "SPARKBOOK_CONNECT_TOKEN"
 LOCAL_ENV = "SPARKBOOK_LOCAL"  # set by `sparkbook local`: no Kubernetes behind the kernel
+LOCAL_SPARK_LOG_ENV = "SPARKBOOK_SPARK_LOG"  # ... and where its Spark Connect server logs
 MAX_NOTEBOOK_NAME = 52  # <name>-0 and the StatefulSet's revision labels must stay DNS labels
 
 

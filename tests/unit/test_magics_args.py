@@ -232,6 +232,17 @@ def test_failures_are_one_sentence(code: str, details: str, expect: str) -> None
     assert "did not answer at sc://h:1 within 15 s" in timeout and "`kubectl get sparksessions`" in timeout
 
 
+def test_in_local_mode_failures_point_at_sparkbook_local(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sparkbook.names import LOCAL_ENV
+
+    monkeypatch.setenv(LOCAL_ENV, "1")
+    sentence = startup.describe_failure(_wrapped("UNAVAILABLE", "Connection refused"), where="sc://127.0.0.1:1",
+                                        session="alice-spark")
+    assert "the terminal that runs `sparkbook local`" in sentence and "kubectl" not in sentence
+    timeout = startup.describe_failure(None, where="sc://127.0.0.1:1", session=None, timeout=15)
+    assert "sparkbook local" in timeout and "kubectl" not in timeout
+
+
 def test_unexpanded_token_needs_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SPARKBOOK_SPARK_SESSION", "nb-spark")
     conn = startup.Connection("sc://nb-spark-connect.ns.svc:15002/;authorization=Bearer%20$(SPARKBOOK_CONNECT_TOKEN)")

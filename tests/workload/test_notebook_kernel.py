@@ -262,18 +262,26 @@ def test_info_shows_application_and_ui_link(magics_run: Ran) -> None:
     assert "1 cores" not in text and "executor 1 core /" in text
 
 
-def test_info_in_local_mode_names_no_kubectl(spark_connect_server: ConnectServer, tmp_path: Path) -> None:
+def test_local_mode_names_no_kubectl(spark_connect_server: ConnectServer, tmp_path: Path) -> None:
     """`sparkbook local` sets SPARKBOOK_LOCAL: there is no cluster to run kubectl against."""
     from sparkbook.names import LOCAL_ENV
 
-    nb, ids = _notebook([("info", "%%info")])
+    from sparkbook.names import LOCAL_SPARK_LOG_ENV
+
+    nb, ids = _notebook([("info", "%%info"), ("logs", "%%logs"), ("cleanup", "%%cleanup"),
+                         ("configure", '%%configure\n{"driverMemory": "4g"}')])
     env = _kernel_env(tmp_path, spark_connect_server.token_url, ui=spark_connect_server.ui_url)
     env[LOCAL_ENV] = "1"
+    env[LOCAL_SPARK_LOG_ENV] = str(spark_connect_server.log_path)
     ran = _execute(nb, ids, env, tmp_path)
     text = ran.text("info")
     assert "Spark version: 4.3.0" in text and f"SparkSession: {SESSION}" in text
     assert "kubectl" not in text and "this machine" in text
     assert "1 cores" not in text
+    assert str(spark_connect_server.log_path) in ran.text("logs")
+    assert "Ctrl-C" in ran.text("cleanup") and "sparkbook local" in ran.text("configure")
+    for name in ids:
+        assert "kubectl" not in ran.text(name), (name, ran.text(name))
 
 
 def test_configure_applies_runtime_conf_and_names_the_rest(magics_run: Ran) -> None:

@@ -79,7 +79,7 @@ def plan_configure(body: dict[str, Any], is_runtime: Callable[[str], bool]) -> C
 
 
 def configure_message(
-    plan: ConfigurePlan, *, applied: dict[str, str], session: str | None, force: bool
+    plan: ConfigurePlan, *, applied: dict[str, str], session: str | None, force: bool, local: bool = False
 ) -> str:
     """What %%configure did and did not do, in one message."""
     lines: list[str] = []
@@ -87,13 +87,19 @@ def configure_message(
         lines.append("Applied now: " + ", ".join(f"{k}={v}" for k, v in applied.items()) + ".")
     if plan.needs_driver:
         items = ", ".join(f"{k}={v} ({where})" for k, v, where in plan.needs_driver)
-        target = f"SparkSession {session}" if session else "the SparkSession this notebook uses"
-        cmd = f"kubectl edit sparksession {session}" if session else "kubectl edit sparksession <name>"
-        msg = (
-            f"Not applied, because they need a new Spark driver: {items}. Change them in {target} "
-            f"instead (`{cmd}`); the operator then replaces the driver, and a kernel restart reconnects."
-        )
-        if force:
+        if local:
+            msg = (
+                f"Not applied, because they need a new Spark driver: {items}. Change them in the "
+                "NotebookServer file's spec.spark.session and start `sparkbook local` again."
+            )
+        else:
+            target = f"SparkSession {session}" if session else "the SparkSession this notebook uses"
+            cmd = f"kubectl edit sparksession {session}" if session else "kubectl edit sparksession <name>"
+            msg = (
+                f"Not applied, because they need a new Spark driver: {items}. Change them in {target} "
+                f"instead (`{cmd}`); the operator then replaces the driver, and a kernel restart reconnects."
+            )
+        if force and not local:
             msg += (
                 " -f does not restart the driver from here: the kernel has no Kubernetes credentials, "
                 "and a new driver ends the Spark state of every notebook attached to the session."

@@ -331,7 +331,8 @@ class SparkbookMagics(Magics):
                 raise
             except SparkbookError:  # e.g. CANNOT_MODIFY_CONFIG: a static setting after all
                 plan.needs_driver.append((key, value, CONF_FIELDS.get(key, "spec.sparkConf")))
-        print(configure_message(plan, applied=applied, session=startup.session_name(), force=force))
+        print(configure_message(plan, applied=applied, session=startup.session_name(), force=force,
+                                local=startup.is_local()))
 
     # -- %%info and friends ------------------------------------------------------------------
     def _executors(self, app_id: str, master: str | None) -> str | None:
@@ -438,7 +439,14 @@ class SparkbookMagics(Magics):
     def logs(self, line: str = "", cell: str | None = None) -> None:
         """%%logs: where the Spark logs are (Spark Connect does not serve them)."""
         session = startup.session_name()
-        if session:
+        if startup.is_local():
+            where = os.environ.get(names.LOCAL_SPARK_LOG_ENV)
+            print(
+                "Spark runs on this machine (sparkbook local), in one process with no executors: its log is "
+                + (f"{where}" if where else "in the folder `sparkbook local` printed when it started")
+                + " (`tail -f` follows it); task errors are also in the Spark UI (%%info)."
+            )
+        elif session:
             n = names.SessionNames(session)
             print(
                 f"Spark Connect does not serve logs to the notebook. The driver log: `kubectl logs {n.driver_pod}` "
@@ -486,6 +494,9 @@ class SparkbookMagics(Magics):
 
 
 def _sessions_are_resources() -> str:
+    if startup.is_local():
+        return ("Nothing done: Spark here is the local Spark Connect server `sparkbook local` started, not a Livy "
+                "session; Ctrl-C in its terminal stops it (and JupyterLab with it).")
     session = startup.session_name() or "<name>"
     return (
         "Nothing done: Spark sessions here are SparkSession resources managed by the Sparkbook operator, "

@@ -114,7 +114,14 @@ def plural(n: int | str, word: str) -> str:
     return f"{n} {word}" if str(n).strip() == "1" else f"{n} {word}s"
 
 
+LOCAL_HINT = "the terminal that runs `sparkbook local` (is its Spark Connect server still up?)"
+
+
 def kubectl_hint(session: str | None = None) -> str:
+    """Where to look when Spark does not answer: the SparkSession (in a cluster), or the terminal
+    of `sparkbook local` (on a laptop, where there is no kubectl to run)."""
+    if is_local():
+        return LOCAL_HINT
     session = session if session is not None else session_name()
     return f"`kubectl get sparksession {session}`" if session else "`kubectl get sparksessions`"
 
@@ -185,7 +192,7 @@ def describe_failure(
     hint = kubectl_hint(session)
     if exc is None:
         return (
-            f"Spark did not answer at {where} within {timeout:g} s; check {hint} (is it Running?), "
+            f"Spark did not answer at {where} within {timeout:g} s; check {hint}{'' if is_local() else ' (is it Running?)'}, "
             "then use `spark` again or restart the kernel."
         )
     rpc = _grpc_error(exc)
@@ -208,7 +215,7 @@ def describe_failure(
         else:
             reason = "gRPC UNAVAILABLE"
         return (
-            f"Spark is not reachable at {where} ({reason}); check {hint} (is it Running?), "
+            f"Spark is not reachable at {where} ({reason}); check {hint}{'' if is_local() else ' (is it Running?)'}, "
             "then use `spark` again or restart the kernel."
         )
     first = (str(exc).strip().splitlines() or [""])[0][:200]
