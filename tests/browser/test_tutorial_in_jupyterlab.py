@@ -95,7 +95,8 @@ def test_the_tutorial_in_jupyterlab(lab: Lab, context: Any) -> None:
     summary = job_cell.locator(".sparkbook-progress")
     summary.first.wait_for(timeout=30_000)
     text = summary.first.text_content()
-    assert re.search(r"Spark · \d+ jobs? · \d+ stages? · \d+ tasks? · [\d.]+ s", text), text
+    m = re.search(r"Spark · \d+ jobs? · \d+ stages? · (\d+)/(\d+) tasks? · [\d.]+ s", text)
+    assert m and m.group(1) == m.group(2), text  # it completed: every task done
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     job_cell.screenshot(path=str(ARTIFACTS / "tutorial-spark-job-progress.png"))
     links = job_cell.locator("a.sparkbook-job")

@@ -54,7 +54,7 @@ def test_the_summary_names_every_job_with_its_link() -> None:
     jobs = [Job(3, "SUCCEEDED", OP_A, 2, 72, 72), Job(4, "FAILED", OP_A, 1, 8, 3)]
     t = progress.job_totals(jobs)
     line = progress.describe(t, 75.0, jobs, done=True, failed=True)
-    assert line == "Spark failed · 2 jobs · 3 stages · 80 tasks · 1 min 15 s"
+    assert line == "Spark failed · 2 jobs · 3 stages · 75/80 tasks · 1 min 15 s"
     base = "/user/ana/proxy/analytics-ui.team.svc:4040"
     markup = progress.as_html(line, t, jobs, base, done=True)
     assert f'href="{base}/jobs/job/?id=3"' in markup and ">job 4 (failed)</a>" in markup
@@ -64,7 +64,7 @@ def test_the_summary_names_every_job_with_its_link() -> None:
     # one job, one stage, one task: singular words
     one = progress.describe(progress.Totals(stages=1, tasks=1, done_tasks=1), 0.4,
                             [Job(0, "SUCCEEDED", OP_A, 1, 1, 1)], done=True)
-    assert one == "Spark · 1 job · 1 stage · 1 task · 0.4 s"
+    assert one == "Spark · 1 job · 1 stage · 1/1 task · 0.4 s"
 
 
 # --- the handler -----------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_a_running_cell_is_redrawn_politely_and_ends_at_100_percent() -> None:
     h.post_run_cell()
     text, fraction, done = shown[-1]
     assert done and fraction == 1.0 and text.splitlines() == [
-        "Spark · 1 job · 2 stages · 10 tasks · 2.0 s", "  job 0 succeeded: /proxy/ui:4040/jobs/job/?id=0"]
+        "Spark · 1 job · 2 stages · 10/10 tasks · 2.0 s", "  job 0 succeeded: /proxy/ui:4040/jobs/job/?id=0"]
     assert ui.requests == 3  # at the end: until the job is no longer RUNNING
 
 
@@ -165,7 +165,7 @@ def test_a_short_job_without_reports_still_gets_its_summary() -> None:
     h(stages=[], inflight_tasks=0, operation_id=OP_A, done=True)
     clock.now += 0.3
     h.post_run_cell()
-    assert FakeDisplay.last.shown[-1][0].startswith("Spark · 1 job · 1 stage · 1 task · 0.3 s")
+    assert FakeDisplay.last.shown[-1][0].startswith("Spark · 1 job · 1 stage · 1/1 task · 0.3 s")
     assert not FakeDisplay.last.live  # shown only at the end: no widget to build
 
 
@@ -176,7 +176,7 @@ def test_the_end_polls_are_bounded_when_the_ui_never_answers() -> None:
     h(stages=[FakeStage(0, 4, 4, True)], inflight_tasks=0, operation_id=OP_A, done=True)
     h.post_run_cell()
     assert ui.requests == progress.FINAL_POLLS
-    assert FakeDisplay.last.shown[-1][0] == "Spark · 1 stage · 4 tasks · 0.0 s"  # no job links, figures kept
+    assert FakeDisplay.last.shown[-1][0] == "Spark · 1 stage · 4/4 tasks · 0.0 s"  # no job links, figures kept
 
 
 def test_switched_off_it_shows_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

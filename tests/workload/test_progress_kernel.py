@@ -85,7 +85,8 @@ def test_a_multi_stage_job_shows_live_progress_that_reaches_its_summary(progress
     assert "groups [(0, 8), (1, 8), (2, 8), (3, 8)]" in progress_run.text("slow")
     [shown] = _progress_outputs(progress_run, "slow")
     summary = shown.data["text/plain"].splitlines()
-    assert re.fullmatch(r"Spark · \d+ jobs? · \d+ stages · \d+ tasks · \d+\.\d s", summary[0]), summary
+    m = re.fullmatch(r"Spark · \d+ jobs? · \d+ stages · (\d+)/(\d+) tasks · \d+\.\d s", summary[0])
+    assert m and m.group(1) == m.group(2), summary  # every task of the cell's jobs done: 100 %
     # While it ran: the bar was redrawn with tasks done / all and the running stage(s).
     live = [u["text/plain"] for u in progress_run.updates["slow"] if "tasks (" in u.get("text/plain", "")]
     assert live, progress_run.updates["slow"]

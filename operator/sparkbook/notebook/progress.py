@@ -175,7 +175,8 @@ def describe(t: Totals, elapsed: float, jobs: list[Job], *, done: bool, failed: 
     """The one line under the cell, as text."""
     if done:
         head = "Spark failed" if failed else "Spark"
-        parts = [head, _n(len(jobs), "job") if jobs else None, _n(t.stages, "stage"), _n(t.tasks, "task"),
+        parts = [head, _n(len(jobs), "job") if jobs else None, _n(t.stages, "stage"),
+                 f"{t.done_tasks}/{_n(t.tasks, 'task')}",
                  _seconds(elapsed)]
         return " · ".join(p for p in parts if p)
     running = ", ".join(str(s) for s in t.running_stages[:4]) + (" ..." if len(t.running_stages) > 4 else "")
