@@ -91,14 +91,17 @@ class FakeUI:
 
 class FakeDisplay:
     shown: list[tuple[str, float, bool]]
+    labels: list[tuple[str, str]]
 
     def __init__(self, *, live: bool = True) -> None:
         self.shown = []
+        self.labels = []
         self.live = live
         FakeDisplay.last = self
 
     def show(self, text: str, markup: str, fraction: float, *, done: bool, label: str) -> None:
         self.shown.append((text, fraction, done))
+        self.labels.append((markup, label))
 
 
 class Clock:
@@ -149,6 +152,9 @@ def test_a_running_cell_is_redrawn_politely_and_ends_at_100_percent() -> None:
         h(stages=[FakeStage(0, 10, min(i // 4, 10), False)], inflight_tasks=2, operation_id=OP_A, done=False)
     shown = FakeDisplay.last.shown
     assert FakeDisplay.last.live
+    markup, label = FakeDisplay.last.labels[-1]
+    # One bar either way: the HTML has its own, the label beside the widget's bar has none.
+    assert "<progress" in markup and "<progress" not in label and "Spark " in label
     assert 6 <= len(shown) <= 10, len(shown)  # at most one redraw per RENDER_INTERVAL_S
     assert ui.requests == 1  # one REST request while running: after a second, then every 2 s
     h.post_run_cell()

@@ -197,9 +197,10 @@ def as_text(line: str, t: Totals, jobs: list[Job], ui_base: str | None, *, done:
     return "\n".join(out)
 
 
-def as_html(line: str, t: Totals, jobs: list[Job], ui_base: str | None, *, done: bool) -> str:
+def as_html(line: str, t: Totals, jobs: list[Job], ui_base: str | None, *, done: bool, bar: bool = True) -> str:
+    """The line as HTML; ``bar``: with an HTML progress bar while it runs (the widget draws its own)."""
     parts = []
-    if not done:
+    if bar and not done:
         parts.append(f'<progress max="{max(t.tasks, 1)}" value="{t.done_tasks}" style="width: 16em"></progress> ')
     parts.append(f"<span>{html.escape(line)}</span>")
     if jobs:
@@ -269,6 +270,7 @@ class _Display:
         return bundle
 
     def show(self, text: str, markup: str, fraction: float, *, done: bool, label: str) -> None:
+        """``markup`` for front ends without widgets (its own bar); ``label`` beside the widget's bar."""
         if self._widgets is not None:
             self._bar.value = fraction
             self._label.value = label
@@ -295,7 +297,6 @@ class CellProgress:
 
     def _reset(self) -> None:
         self.stages: dict[str, dict[int, Stage]] = {}
-        self.finished: set[str] = set()
         self.jobs: list[Job] = []
         self.started = self.clock()
         self._display: Any = None
@@ -317,8 +318,6 @@ class CellProgress:
             known = self.stages.setdefault(operation_id, {})
             for s in stages or ():
                 known[s.stage_id] = Stage(s.stage_id, s.num_tasks, s.num_completed_tasks, s.done)
-            if done:
-                self.finished.add(operation_id)
             if not known:
                 return  # no stage yet (or a short operation): nothing to show while it runs
             now = self.clock()
@@ -337,9 +336,10 @@ class CellProgress:
         line = describe(t, self.clock() - self.started, self.jobs, done=done, failed=failed)
         if self._display is None:
             self._display = self.display_factory(live=not done)
-        label = as_html(line, t, self.jobs, self.ui_link, done=done)
-        self._display.show(as_text(line, t, self.jobs, self.ui_link, done=done), label,
-                           t.fraction if not done else 1.0, done=done, label=label)
+        self._display.show(as_text(line, t, self.jobs, self.ui_link, done=done),
+                           as_html(line, t, self.jobs, self.ui_link, done=done),
+                           t.fraction if not done else 1.0, done=done,
+                           label=as_html(line, t, self.jobs, self.ui_link, done=done, bar=False))
         self._last_render = self.clock()
 
     # IPython events
