@@ -33,7 +33,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from sparkbook.render import RenderError, render_stream
     from sparkbook.settings import Settings
 
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    text = "\n---\n".join(sys.stdin.read() if f == "-" else Path(f).read_text() for f in args.file)
     try:
         sys.stdout.write(render_stream(text, settings=Settings.from_env(), namespace=args.namespace))
     except RenderError as e:
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_crds)
 
     p = sub.add_parser("render", help="print the children the operator would apply, without a cluster")
-    p.add_argument("-f", "--file", required=True, help="YAML file with SparkSession resources ('-' for stdin)")
+    p.add_argument("-f", "--file", required=True, action="append",
+                   help="YAML with SparkSessions, NotebookServers and the NotebookProfiles they name ('-' for "
+                        "stdin); repeatable")
     p.add_argument("-n", "--namespace", default="default", help="namespace for resources that name none")
     p.set_defaults(func=cmd_render)
 

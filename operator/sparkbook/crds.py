@@ -19,10 +19,11 @@ from pydantic.json_schema import GenerateJsonSchema, NoDefault
 
 from sparkbook import names
 from sparkbook.api.common import Model
+from sparkbook.api.notebookprofile import NotebookProfile
 from sparkbook.api.notebookserver import NotebookServer
 from sparkbook.api.sparksession import SparkSession
 
-RESOURCES: list[type[Model]] = [SparkSession, NotebookServer]
+RESOURCES: list[type[Model]] = [SparkSession, NotebookServer, NotebookProfile]
 
 
 def name_rule(limit: int) -> dict[str, str]:
@@ -130,17 +131,27 @@ class _WithFactoryDefaults(GenerateJsonSchema):
         return super().get_default_value(schema)
 
 
-def schema_of(model: type[Model]) -> dict[str, Any]:
-    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=_WithFactoryDefaults)
+class _NoDefaults(GenerateJsonSchema):
+    """Publish no defaults: the stored object keeps only what its author wrote."""
+
+    def get_default_value(self, schema: Any) -> Any:
+        return NoDefault
+
+
+def schema_of(model: type[Model], *, defaults: bool = True) -> dict[str, Any]:
+    generator = _WithFactoryDefaults if defaults else _NoDefaults
+    raw = model.model_json_schema(by_alias=True, mode="validation", schema_generator=generator)
     defs = raw.pop("$defs", {})
     return _structural(raw, defs)
 
 
 def crd_for(resource: Any) -> dict[str, Any]:
-    spec_schema = schema_of(resource.model_fields["spec"].annotation)
+    spec_schema = schema_of(resource.model_fields["spec"].annotation,
+                            defaults=getattr(resource, "PUBLISH_DEFAULTS", True))
     status_model = resource.model_fields["status"].annotation.__args__[0]
     status_schema = schema_of(status_model)
-    spec_schema["default"] = {}
+    if not spec_schema.get("required"):
+        spec_schema["default"] = {}
     spec_schema["description"] = spec_schema.get("description", "").strip() or "What the user asks for."
     schema = {
         "type": "object",
@@ -154,6 +165,8 @@ def crd_for(resource: Any) -> dict[str, Any]:
         },
         "x-kubernetes-validations": [name_rule(getattr(resource, "MAX_NAME", 63))],
     }
+    if spec_schema.get("required"):
+        schema["required"] = ["spec"]
     plural = resource.PLURAL
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -164,7 +177,7 @@ def crd_for(resource: Any) -> dict[str, Any]:
         },
         "spec": {
             "group": names.GROUP,
-            "scope": "Namespaced",
+            "scope": getattr(resource, "SCOPE", "Namespaced"),
             "names": {
                 "kind": resource.KIND,
                 "listKind": f"{resource.KIND}List",

@@ -57,6 +57,10 @@ WATCHED: list[tuple[str, str, str, str | None]] = [
     ("apps/v1", "statefulsets", "StatefulSet", MANAGED_SELECTOR),
     ("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", MANAGED_SELECTOR),
 ]
+# Cluster-scoped kinds: one watch of the whole cluster, whatever namespaces the operator serves.
+CLUSTER_WATCHED: list[tuple[str, str, str, str | None]] = [
+    (names.API_VERSION, "notebookprofiles", "NotebookProfile", None),
+]
 
 
 def _encode(obj: dict[str, Any]) -> bytes:
@@ -275,6 +279,13 @@ def _executor_index(pod: dict[str, Any]) -> Iterable[Key]:
         yield pod["metadata"].get("namespace") or "", labels[names.SESSION_LABEL]
 
 
+def _profile_index(notebook: dict[str, Any]) -> Iterable[Key]:
+    """The NotebookProfile a NotebookServer names."""
+    profile = (notebook.get("spec") or {}).get("profile")
+    if profile:
+        yield "", profile
+
+
 def _session_index(notebook: dict[str, Any]) -> Iterable[Key]:
     """The SparkSession a NotebookServer talks to."""
     spark = (notebook.get("spec") or {}).get("spark") or {}
@@ -293,7 +304,9 @@ class Caches:
             kind: Store(kind) for _, _, kind, _ in WATCHED if kind not in ("Pod", "NotebookServer")
         }
         self.stores["Pod"] = Store("Pod", {"executors": _executor_index})
-        self.stores["NotebookServer"] = Store("NotebookServer", {"session": _session_index})
+        self.stores["NotebookServer"] = Store("NotebookServer", {"session": _session_index, "profile": _profile_index})
+        for _, _, kind, _ in CLUSTER_WATCHED:
+            self.stores[kind] = Store(kind)
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.stores[kind].get(namespace, name)
@@ -308,10 +321,17 @@ class Caches:
     def notebooks_for_session(self, namespace: str, session: str) -> list[str]:
         return [name for _, name in self.stores["NotebookServer"].by_index("session", (namespace, session))]
 
+    def notebooks_for_profile(self, profile: str) -> list[Key]:
+        return self.stores["NotebookServer"].by_index("profile", ("", profile))
+
     def informers(self, kube: Kube, namespaces: list[str] | None, on_change: OnChange) -> list[Informer]:
         return [
             Informer(kube, self.stores[kind], api_version, plural, namespace=namespace,
                      label_selector=selector, on_change=on_change)
             for api_version, plural, kind, selector in WATCHED
             for namespace in (namespaces or [None])
+        ] + [
+            Informer(kube, self.stores[kind], api_version, plural, namespace=None,
+                     label_selector=selector, on_change=on_change)
+            for api_version, plural, kind, selector in CLUSTER_WATCHED
         ]

@@ -50,6 +50,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("coordination.k8s.io/v1", "Lease"): "leases",
     (names.API_VERSION, "SparkSession"): "sparksessions",
     (names.API_VERSION, "NotebookServer"): "notebookservers",
+    (names.API_VERSION, "NotebookProfile"): "notebookprofiles",
 }
 
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -359,15 +360,17 @@ class Kube:
         """A core/v1 Event on `involved`; failures are logged, never raised (events are best effort)."""
         meta = involved["metadata"]
         now = now_rfc3339()
+        # A cluster-scoped object's Events go to the default namespace (kubectl describe looks there).
+        namespace = meta.get("namespace") or "default"
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": involved.get("apiVersion"),
                 "kind": involved.get("kind"),
                 "name": meta["name"],
-                "namespace": meta["namespace"],
+                "namespace": meta.get("namespace") or "",
                 "uid": meta.get("uid"),
             },
             "type": type_,
@@ -381,9 +384,9 @@ class Kube:
             "count": 1,
         }
         try:
-            await self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event, what="event")
+            await self.request("POST", f"/api/v1/namespaces/{namespace}/events", body=event, what="event")
         except ApiError as e:
-            log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], e)
+            log.warning("could not post event %s on %s/%s: %s", reason, namespace, meta["name"], e)
 
     # --- reading collections (the informers) ------------------------------------------------
 

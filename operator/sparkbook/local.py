@@ -30,7 +30,6 @@ import yaml
 from pydantic import ValidationError
 
 from sparkbook import names
-from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.launch import (
     connect_server_command,
@@ -41,7 +40,7 @@ from sparkbook.build.launch import (
 )
 from sparkbook.build.notebook import STARTUP_FILE, STARTUP_PY
 from sparkbook.build.session import driver_pod
-from sparkbook.render import describe_validation_error
+from sparkbook.render import RenderError, describe_validation_error, notebook_spec, profiles_in
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 180.0
@@ -155,9 +154,9 @@ def plan(
     doc, sessions = _load(text)
     name = doc.get("metadata", {}).get("name", "notebook")
     try:
-        spec = NotebookServerSpec.model_validate(doc.get("spec") or {})
-    except ValidationError as e:
-        raise LocalError(describe_validation_error("NotebookServer", name, e)) from None
+        spec = notebook_spec(doc, profiles_in(yaml.safe_load_all(text)))  # a profile must be in the file too
+    except RenderError as e:
+        raise LocalError(str(e)) from None
     token = token or secrets.token_urlsafe(24)
     connect_token = connect_token or secrets.token_urlsafe(32)
     session_name: str | None = None

@@ -270,6 +270,10 @@ class NotebookObservation:
     session: dict[str, Any] | None = None
     last_activity: str | None = None
     previous: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] | None = None
+    """status.profile: the NotebookProfile (name, generation, spec) the server is made with."""
+    profile_waiting: int | None = None
+    """The generation of a changed NotebookProfile that applies at the next start, if one waits."""
 
 
 def _spark_condition(obs: NotebookObservation) -> tuple[bool, str, str]:
@@ -341,6 +345,8 @@ def notebook_status(obs: NotebookObservation) -> dict[str, Any]:
     if obs.session_name:
         ok, sreason, smessage = _spark_condition(obs)
         conditions.append(condition("SparkReady", ok, sreason, smessage, generation=gen, previous=prev, now=obs.now))
+    if obs.profile is not None:
+        conditions.append(_pending_restart(obs, prev))
     conditions += progress_conditions(rec, obs.stalled, generation=gen, previous=prev, now=obs.now)
     status: dict[str, Any] = {
         "phase": phase,
@@ -357,4 +363,44 @@ def notebook_status(obs: NotebookObservation) -> dict[str, Any]:
         status["lastActivityTime"] = last
     if obs.culled_at:
         status["culledAt"] = obs.culled_at
+    if obs.profile is not None:
+        status["profile"] = obs.profile
     return status
+
+
+def _pending_restart(obs: NotebookObservation, previous: list[dict[str, Any]]) -> dict[str, Any]:
+    """As Kubeflow's pendingRestart: True when the profile changed under a running server."""
+    assert obs.profile is not None
+    name = obs.profile["name"]
+    if obs.profile_waiting is None:
+        return condition("PendingRestart", False, "UpToDate",
+                         f"made with NotebookProfile {name} as it is now (generation {obs.profile.get('generation')})",
+                         generation=obs.generation, previous=previous, now=obs.now)
+    return condition(
+        "PendingRestart", True, "ProfileChanged",
+        f"NotebookProfile {name} changed (generation {obs.profile.get('generation')} -> {obs.profile_waiting}); "
+        f"it applies when the server starts again: suspend and resume it "
+        f"(`kubectl patch notebookserver {obs.name} -n {obs.namespace} --type merge -p "
+        "'{\"spec\":{\"suspend\":true}}'`, then false), or change its spec",
+        generation=obs.generation, previous=previous, now=obs.now)
+
+
+def profile_status(
+    *,
+    name: str,
+    generation: int | None,
+    problems: list[str],
+    notebook_servers: int,
+    previous: dict[str, Any],
+    now: str,
+) -> dict[str, Any]:
+    """The status of a NotebookProfile: whether NotebookServers can use it, and how many do."""
+    prev = list(previous.get("conditions") or [])
+    if problems:
+        valid = condition("Valid", False, "InvalidProfile",
+                          f"NotebookServers naming {name} stall until this is fixed: " + "; ".join(problems),
+                          generation=generation, previous=prev, now=now)
+    else:
+        valid = condition("Valid", True, "Valid", "its defaults make a valid NotebookServer",
+                          generation=generation, previous=prev, now=now)
+    return {"observedGeneration": generation, "conditions": [valid], "notebookServers": notebook_servers}

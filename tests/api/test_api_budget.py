@@ -30,7 +30,10 @@ def test_an_explicit_limit_is_never_exceeded(tmp_path: Path) -> None:
         stamps = sorted(r.at for r in emu.requests if "sparkbook-operator" in (r.user_agent or ""))
     assert len(stamps) > 3 * BURST, len(stamps)
     worst = max(sum(1 for t in stamps[i:] if t < start + 1.0) for i, start in enumerate(stamps))
-    # A token bucket admits at most burst + qps * 1 s in any one-second window.
-    assert worst <= BURST + QPS, worst
+    # A token bucket admits at most burst + qps * 1 s in any one-second window of the client's clock.
+    # These stamps are the server's: on a loaded machine a request that left just before a window
+    # can arrive inside it (31 was seen while Go compiled beside the test), so two are allowed
+    # for delivery. Without the limit, all ~60 requests arrive within the second.
+    assert worst <= BURST + QPS + 2, worst
     # And it did hold the operator back: without the limit the same work takes well under a second.
     assert stamps[-1] - stamps[0] >= (len(stamps) - BURST) / QPS * 0.9

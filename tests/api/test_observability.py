@@ -68,12 +68,23 @@ def test_logs_can_be_json(kubeconfig, tmp_path):
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SPARKBOOK_METRICS_PORT": str(free_port())}
     proc = subprocess.Popen([sys.executable, "-m", "sparkbook.cli", "run", "--standalone", "--log-format", "json"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Until the start-up line (a fixed sleep was too short on a loaded machine), then a little more.
+    seen: list[str] = []
+    deadline = time.monotonic() + 60
     try:
-        time.sleep(4)
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "sparkbook operator started" in line:
+                time.sleep(1)
+                break
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
-    lines = [line for line in out.splitlines() if line.strip()]
+    lines = [line for line in "".join(seen).splitlines() + out.splitlines() if line.strip()]
     entries = [json.loads(line) for line in lines]  # fails on any line that is not JSON
-    assert any(e["message"].startswith("sparkbook operator started") for e in entries), out
+    assert any(e["message"].startswith("sparkbook operator started") for e in entries), lines
     assert all({"time", "level", "logger", "message"} <= e.keys() for e in entries)

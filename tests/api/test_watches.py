@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sparkbook import informer
 from sparkbook.testing.emulator import EmulatorThread
 from tests.api.conftest import ROOT, Operator, wait_for
 
@@ -76,7 +77,8 @@ def operator_lists(emu: EmulatorThread, since: int = 0) -> int:
 def test_gone_on_resume_relists_and_converges(small_history, tmp_path):
     emu, kubeconfig = small_history
     with converged_example(emu, kubeconfig, tmp_path) as op:
-        assert operator_lists(emu) == 12  # one per watched kind at start, nothing since
+        # one per watched kind at start, nothing since
+        assert operator_lists(emu) == len(informer.WATCHED) + len(informer.CLUSTER_WATCHED) == 13
         # The server compacts its history and cuts the watches; meanwhile a child is deleted by hand
         # and the spec changes. Resumed from before the compaction, the watches get 410 Gone.
         mark = len(emu.requests)

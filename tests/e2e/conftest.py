@@ -208,10 +208,11 @@ class InstalledOperator(Operator):
 
 def install_manifests(kubectl: Kubectl) -> dict[str, Any]:
     """`kubectl apply --server-side -f manifests/install.yaml`, as the README says; the CRDs then
-    become Established. Returns the operator Deployment as the API server stored it."""
+    become Established, and manifests/profiles.yaml (the server types) follows. Returns the operator Deployment as the API server stored it."""
     kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "install.yaml"))
     kubectl("wait", "--for=condition=Established", "crd/sparksessions.sparkbook.io",
-            "crd/notebookservers.sparkbook.io", "--timeout=60s")
+            "crd/notebookservers.sparkbook.io", "crd/notebookprofiles.sparkbook.io", "--timeout=60s")
+    kubectl("apply", "--server-side", "-f", str(ROOT / "manifests" / "profiles.yaml"))
     deployment = get(kubectl, "deployment", "sparkbook", OPERATOR_NAMESPACE)
     assert deployment is not None
     return deployment

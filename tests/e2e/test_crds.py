@@ -34,14 +34,15 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_crds_are_established_with_their_columns(kubectl: Kubectl, installed) -> None:
-    for name in ("sparksessions.sparkbook.io", "notebookservers.sparkbook.io"):
+    for name in ("sparksessions.sparkbook.io", "notebookservers.sparkbook.io", "notebookprofiles.sparkbook.io"):
         crd = json.loads(kubectl("get", "crd", name, "-o", "json").stdout)
         conditions = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
         assert conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True", conditions
         # The real server found nothing to complain about in the structural schema.
         assert conditions.get("NonStructuralSchema") in (None, "False"), crd["status"]["conditions"]
     resources = kubectl("api-resources", "--api-group=sparkbook.io", "-o", "name").stdout.split()
-    assert sorted(resources) == ["notebookservers.sparkbook.io", "sparksessions.sparkbook.io"]
+    assert sorted(resources) == ["notebookprofiles.sparkbook.io", "notebookservers.sparkbook.io",
+                                 "sparksessions.sparkbook.io"]
 
 
 @pytest.fixture(scope="module")

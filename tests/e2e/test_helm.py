@@ -74,12 +74,17 @@ def test_helm_install_cluster_wide_then_namespace_scoped(helm_cluster: Cluster, 
     helm(helm_cluster, "uninstall", "sparkbook", "-n", "sparkbook", "--wait")
     assert get(kubectl, "clusterrole", "sparkbook") is None
 
-    # Namespace-scoped: Roles in team-a only, no cluster-wide permission at all.
+    # Namespace-scoped: Roles in team-a only; cluster-wide, only reading the (cluster-scoped) profiles.
     helm(helm_cluster, "install", "sparkbook", str(CHART), "-n", "sparkbook", "--set", "watchNamespaces={team-a}",
          "--wait", "--timeout", "120s")
-    assert json.loads(kubectl("get", "clusterrolebindings", "-o", "json").stdout)["items"] == [] or all(
-        "sparkbook" not in b["metadata"]["name"]
-        for b in json.loads(kubectl("get", "clusterrolebindings", "-o", "json").stdout)["items"])
+    ours = [b for b in json.loads(kubectl("get", "clusterrolebindings", "-o", "json").stdout)["items"]
+            if "sparkbook" in b["metadata"]["name"]]
+    assert [b["metadata"]["name"] for b in ours] == ["sparkbook-profiles"], ours
+    rules = get(kubectl, "clusterrole", "sparkbook-profiles")["rules"]
+    assert {r for rule in rules for r in rule["resources"]} == {"notebookprofiles", "notebookprofiles/status"}
+    assert sorted(json.loads(kubectl("get", "notebookprofiles", "-o", "json").stdout)["items"][i]["metadata"]["name"]
+                  for i in range(5)) == ["distributed-training", "experiment", "parallel-experiment",
+                                         "spark-dynamic", "spark-static"]
     op = run_operator(helm_cluster, kubectl, "sparkbook", tmp_path / "namespaced.log")
     try:
         apply(kubectl, example("sparksession.yaml", "team-a"), example("sparksession.yaml", "team-b"))

@@ -155,9 +155,9 @@ def test_schema_keeps_valid_names_and_quantities():
 def test_default_render(default_objs):
     kinds = sorted(o["kind"] for o in default_objs)
     assert kinds == sorted(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment",
-                            "NetworkPolicy"])
+                            "NetworkPolicy", *["NotebookProfile"] * 5])
     for obj in default_objs:
-        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if obj["kind"] not in ("ClusterRole", "ClusterRoleBinding", "NotebookProfile"):
             assert obj["metadata"]["namespace"] == chart.NAMESPACE, obj["kind"]
 
     deploy = the(default_objs, "Deployment")
@@ -201,8 +201,17 @@ def test_default_render(default_objs):
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "sparkbook", "namespace": chart.NAMESPACE}]
 
 
-def test_namespaced_render_has_no_cluster_wide_permission(namespaced_objs):
-    assert not find(namespaced_objs, "ClusterRole") and not find(namespaced_objs, "ClusterRoleBinding")
+PROFILE_RULES = {("sparkbook.io", "notebookprofiles", "list"), ("sparkbook.io", "notebookprofiles", "watch"),
+                 ("sparkbook.io", "notebookprofiles/status", "patch")}
+
+
+def test_namespaced_render_grants_cluster_wide_only_the_profiles(namespaced_objs):
+    # NotebookProfiles are cluster-scoped: a Role cannot grant them, so one narrow ClusterRole does.
+    cluster_role, cluster_binding = the(namespaced_objs, "ClusterRole"), the(namespaced_objs, "ClusterRoleBinding")
+    assert cluster_role["metadata"]["name"] == "sparkbook-profiles"
+    assert flatten(cluster_role["rules"]) == PROFILE_RULES
+    assert cluster_binding["roleRef"]["name"] == "sparkbook-profiles"
+    assert cluster_binding["subjects"] == [{"kind": "ServiceAccount", "name": "sparkbook", "namespace": chart.NAMESPACE}]
     roles = {o["metadata"]["namespace"]: o for o in find(namespaced_objs, "Role")}
     bindings = {o["metadata"]["namespace"]: o for o in find(namespaced_objs, "RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
@@ -214,9 +223,10 @@ def test_namespaced_render_has_no_cluster_wide_permission(namespaced_objs):
     assert c["args"] == ["run", "--standalone", "--liveness=http://0.0.0.0:8080/healthz",
                          "--namespace=team-a", "--namespace=team-b"]
     assert {e["name"]: e.get("value") for e in c["env"]}["SPARKBOOK_NAMESPACES"] == "team-a,team-b"
-    # The same rules as cluster-wide, minus kopf's cluster-scoped CRD watch.
+    # The same rules as cluster-wide, minus kopf's cluster-scoped CRD watch and the profiles.
     cluster_rules = the(render(), "ClusterRole")["rules"]
-    assert roles["team-a"]["rules"] == [r for r in cluster_rules if "apiextensions.k8s.io" not in r["apiGroups"]]
+    assert roles["team-a"]["rules"] == [r for r in cluster_rules if "apiextensions.k8s.io" not in r["apiGroups"]
+                                        and not flatten([r]) <= PROFILE_RULES]
 
 
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}, {"replicaCount": 2, "leaderElection": {
@@ -254,7 +264,7 @@ def test_optional_values(tmp_path):
     off = render({"serviceMonitor": {"enabled": False}, "metrics": {"service": {"enabled": False}},
                   "networkPolicy": {"enabled": False}, "rbac": {"create": False},
                   "serviceAccount": {"create": False, "name": "existing"}})
-    assert sorted(o["kind"] for o in off) == ["Deployment"]
+    assert sorted(o["kind"] for o in off) == ["Deployment", *["NotebookProfile"] * 5]
     assert the(off, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
 
 
@@ -284,9 +294,12 @@ def test_manifests_install_everything_in_order():
     assert docs[0] == chart.namespace_object()
     crds = [d for d in docs if d["kind"] == "CustomResourceDefinition"]
     assert crds == [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "crds").glob("*.yaml"))]
-    assert [d["kind"] for d in docs[1:3]] == ["CustomResourceDefinition"] * 2
-    rest = docs[3:]
-    assert rest == render()
+    assert [d["kind"] for d in docs[1:4]] == ["CustomResourceDefinition"] * 3
+    rest = docs[4:]
+    # The profiles are in profiles.yaml: one apply cannot create a CRD and objects of its kind.
+    assert rest == [o for o in render() if o["kind"] != "NotebookProfile"]
+    profiles = [d for d in yaml.safe_load_all((ROOT / chart.PROFILES).read_text()) if d]
+    assert profiles == [o for o in render() if o["kind"] == "NotebookProfile"]
     for d in rest:
         if d["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert d["metadata"]["namespace"] == chart.NAMESPACE
@@ -307,6 +320,11 @@ def test_kubernetes_validate_strict():
                "manifests": manifest_docs()}
     for source, objs in sources.items():
         for obj in objs:
+            if obj["apiVersion"] == names.API_VERSION:
+                # Our own custom resources: their schema is our CRD, which the API emulator and
+                # the real API server apply to them (tests/api/test_profiles.py, tests/e2e).
+                assert obj["kind"] == "NotebookProfile"
+                continue
             if obj["apiVersion"] == "monitoring.coreos.com/v1":
                 # A Prometheus Operator CRD: no schema in kubernetes-validate (checked in test_optional_values).
                 assert obj["kind"] == "ServiceMonitor"
@@ -379,7 +397,8 @@ DERIVED: dict[tuple[str, str, str], str] = {
     **{(g, r, v): INF for g, r in [("rbac.authorization.k8s.io", "roles"),
                                      ("rbac.authorization.k8s.io", "rolebindings"), ("apps", "statefulsets"),
                                      ("networking.k8s.io", "networkpolicies"),
-                                     ("sparkbook.io", "sparksessions"), ("sparkbook.io", "notebookservers")]
+                                     ("sparkbook.io", "sparksessions"), ("sparkbook.io", "notebookservers"),
+                                     ("sparkbook.io", "notebookprofiles")]
        for v in ("list", "watch")},
     # Kube.create (Controller._ensure, _ensure_pvc, the driver pod) and Kube.get after a 409.
     **{(g, r, v): K for g, r in [("", "services"), ("", "serviceaccounts"), ("", "secrets"), ("", "configmaps"),
@@ -397,6 +416,7 @@ DERIVED: dict[tuple[str, str, str], str] = {
     ("sparkbook.io", "notebookservers", "get"): K,          # Controller._still_there after children went
     ("sparkbook.io", "sparksessions/status", "patch"): K,   # Kube.patch_status
     ("sparkbook.io", "notebookservers/status", "patch"): K,
+    ("sparkbook.io", "notebookprofiles/status", "patch"): K,  # Valid, and how many servers name it
     ("", "pods", "delete"): K,                               # Kube.delete: drivers only
     ("", "events", "create"): K,                             # Kube.post_event (and kopf's warnings)
     # The driver Role (sparkbook.build.session.DRIVER_RULES) grants these; the operator must hold them.
@@ -497,6 +517,16 @@ def _life(emu: EmulatorThread, ns: str) -> None:
     emu.patch(api, "sparksessions", ns, "analytics", {"spec": {"suspend": True}})
     wait_for(lambda: emu.get("v1", "pods", ns, "analytics-driver") is None, what="driver deleted")
 
+    # A server type and a notebook made from it: the operator watches profiles and writes their status.
+    for doc in yaml.safe_load_all((ROOT / chart.PROFILES).read_text()):
+        if doc:
+            emu.create(doc)
+    profiled = yaml.safe_load((ROOT / "examples" / "notebookserver-profile.yaml").read_text())
+    profiled["metadata"]["namespace"] = ns
+    emu.create(profiled)
+    wait_for(lambda: ((emu.get(api, "notebookprofiles", None, "spark-dynamic") or {}).get("status") or {})
+             .get("notebookServers") == 1, what="the profile's status")
+
     notebook = yaml.safe_load((ROOT / "examples" / "notebookserver.yaml").read_text())
     notebook["metadata"]["namespace"] = ns
     emu.create(notebook)
@@ -546,10 +576,13 @@ def test_rbac_covers_every_request_the_operator_makes(traffic, default_objs):
 
 def test_namespaced_install_covers_the_namespaced_operator(traffic, namespaced_objs, tmp_path):
     """`watchNamespaces`: the operator (SPARKBOOK_NAMESPACES, as the chart sets it) makes only
-    requests in its namespaces that the Role there allows, and none at the cluster scope."""
-    role = flatten(the([o for o in namespaced_objs if o["metadata"]["namespace"] == "team-a"], "Role")["rules"])
-    # What the cluster-wide run needed, the Role grants (the informers then list per namespace instead).
-    assert {(g, r, v) for g, r, v, _ in traffic} - role == set()
+    requests in its namespaces that the Role there allows, and at the cluster scope only those on
+    the NotebookProfiles that its profiles ClusterRole allows."""
+    role = flatten(the([o for o in namespaced_objs if o.get("metadata", {}).get("namespace") == "team-a"],
+                       "Role")["rules"])
+    profiles = flatten(the(namespaced_objs, "ClusterRole")["rules"])
+    # What the cluster-wide run needed, the Role and the profiles ClusterRole grant.
+    assert {(g, r, v) for g, r, v, _ in traffic} - role - profiles == set()
 
     with EmulatorThread(crds=sorted((ROOT / "crds").glob("*.yaml"))) as emu:
         for ns in ("team-a", "other"):
@@ -569,9 +602,10 @@ def test_namespaced_install_covers_the_namespaced_operator(traffic, namespaced_o
         assert emu.get("v1", "pods", "other", "analytics-driver") is None  # not watched, not touched
     requests = {(r.group or "", r.plural + (f"/{r.subresource}" if r.subresource else ""), r.verb or "", r.namespace)
                 for r in records}
-    # kopf's scans of CRDs and namespaces are off (settings.scanning.disabled): nothing cluster-wide.
-    assert {ns for *_, ns in requests} == {"team-a"}, requests
+    # kopf's scans of CRDs and namespaces are off (settings.scanning.disabled): cluster-wide, only profiles.
+    assert {ns for *_, ns in requests} == {"team-a", None}, requests
     assert {(g, r, v) for g, r, v, ns in requests if ns == "team-a"} - role == set()
+    assert {(g, r, v) for g, r, v, ns in requests if ns is None} <= profiles
 
 
 def test_leader_election_allows_replicas_with_a_lease_role_only(tmp_path):
@@ -596,3 +630,18 @@ def test_more_replicas_without_leader_election_are_refused():
 
     with pytest.raises(Exception, match="leaderElection"):
         render({"replicaCount": 2})
+
+
+def test_profiles_can_be_switched_off_and_added():
+    objs = render({"profiles": {"experiment": {"enabled": False},
+                                "sql-only": {"enabled": True, "spec": {"displayName": "SQL", "spark": {
+                                    "executor": {"memory": "1g"}}}}}})
+    names_ = sorted(o["metadata"]["name"] for o in find(objs, "NotebookProfile"))
+    assert names_ == ["distributed-training", "parallel-experiment", "spark-dynamic", "spark-static", "sql-only"]
+    sql = find(objs, "NotebookProfile", "sql-only")[0]
+    assert sql["spec"] == {"displayName": "SQL", "spark": {"executor": {"memory": "1g"}}}
+    assert "metadata" in sql and "namespace" not in sql["metadata"]  # cluster-scoped
+    with pytest.raises(helm.HelmError, match="displayName"):
+        render({"profiles": {"nameless": {"enabled": True, "spec": {"description": "?"}}}})
+    with pytest.raises(helm.HelmError):
+        render({"profiles": {"Bad_Name": {"enabled": True, "spec": {"displayName": "x"}}}})

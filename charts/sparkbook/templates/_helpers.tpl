@@ -115,3 +115,15 @@ No wildcards, and never `escalate`, `bind` or `impersonate`.
   resources: ["events"]
   verbs: ["create"]
 {{- end }}
+
+{{/*
+The cluster-scoped NotebookProfiles: listed and watched (the informer), their status patched.
+*/}}
+{{- define "sparkbook.profileRules" -}}
+- apiGroups: ["sparkbook.io"]
+  resources: ["notebookprofiles"]
+  verbs: ["list", "watch"]
+- apiGroups: ["sparkbook.io"]
+  resources: ["notebookprofiles/status"]
+  verbs: ["patch"]
+{{- end }}

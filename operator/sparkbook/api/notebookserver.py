@@ -86,7 +86,11 @@ class IdleCulling(Model):
 
 
 class NotebookServerSpec(Model):
-    """What the user asks for."""
+    """What the user asks for. With a profile, what the user leaves out comes from the profile."""
+
+    profile: ObjectName | None = Field(None, max_length=63)
+    """A NotebookProfile (`kubectl get notebookprofiles`): its defaults apply under the fields set
+    here, and only the fields it lets a user override may be set."""
 
     image: str | None = Field(None, min_length=1, max_length=512)
     """Notebook image; the operator's default (Jupyter, the pyspark Connect client, the sparkbook kernel
@@ -105,6 +109,15 @@ class NotebookServerSpec(Model):
     node_selector: Labels = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     affinity: dict[str, Any] | None = None
+
+
+class AppliedProfile(Model):
+    """The NotebookProfile as it was when the server was last started or changed."""
+
+    name: str
+    generation: int | None = None
+    spec: dict[str, Any] = Field(default_factory=dict)
+    """The profile's spec then, so that an edited profile does not restart running servers."""
 
 
 NotebookPhase = Literal["Pending", "Starting", "Running", "Suspended", "Culled", "Failed"]
@@ -127,6 +140,9 @@ class NotebookServerStatus(Model):
     spark_ui: str | None = Field(None, alias="sparkUI")
     last_activity_time: str | None = None
     culled_at: str | None = None
+    profile: AppliedProfile | None = None
+    """The NotebookProfile the running server was made with; a changed profile applies at the next
+    start (condition PendingRestart says when one is waiting)."""
 
 
 class NotebookServer(Model):
@@ -137,10 +153,14 @@ class NotebookServer(Model):
     SINGULAR: ClassVar[str] = "notebookserver"
     SHORT_NAMES: ClassVar[list[str]] = ["nbs"]
     MAX_NAME: ClassVar[int] = names.MAX_NOTEBOOK_NAME
+    # The stored object holds only what the user wrote, so that a profile's defaults can go under
+    # it; the operator's models apply the same defaults when no profile is named.
+    PUBLISH_DEFAULTS: ClassVar[bool] = False
     PRINTER_COLUMNS: ClassVar[list[dict[str, Any]]] = [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
         {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
         {"name": "Spark", "type": "string", "jsonPath": ".status.sparkSession"},
+        {"name": "Profile", "type": "string", "jsonPath": ".spec.profile", "priority": 1},
         {"name": "URL", "type": "string", "jsonPath": ".status.url"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

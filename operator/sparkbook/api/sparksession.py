@@ -44,6 +44,15 @@ class ExecutorSpec(PodOptions):
     """spark.executor.memory."""
     instances: int = Field(2, ge=0, le=1000)
     """Executors to run when dynamic allocation is off."""
+    gpus: int = Field(0, ge=0, le=16)
+    """GPUs per executor: the pod asks for this many of gpuResource, and Spark schedules them
+    (spark.executor.resource.<name>.amount, found by Spark's GPU discovery script)."""
+    gpu_resource: str = Field("nvidia.com/gpu", max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    """The extended resource the device plugin advertises: "nvidia.com/gpu", "amd.com/gpu"."""
+
+
+_MIN = "(has(self.minExecutors) ? self.minExecutors : 0)"
+_MAX = "(has(self.maxExecutors) ? self.maxExecutors : 10)"
 
 
 class DynamicAllocation(Model):
@@ -54,8 +63,10 @@ class DynamicAllocation(Model):
             **{
                 "x-kubernetes-validations": [
                     {
-                        "rule": "self.minExecutors <= self.maxExecutors && (!has(self.initialExecutors) || "
-                        "(self.minExecutors <= self.initialExecutors && self.initialExecutors <= self.maxExecutors))",
+                        # Written for objects whose defaults are not filled in (a NotebookServer's
+                        # session): an absent bound means its default, 0 and 10.
+                        "rule": f"{_MIN} <= {_MAX} && (!has(self.initialExecutors) || "
+                        f"({_MIN} <= self.initialExecutors && self.initialExecutors <= {_MAX}))",
                         "message": "minExecutors <= initialExecutors <= maxExecutors must hold",
                     }
                 ]

@@ -7,6 +7,9 @@ from sparkbook.api.common import duration_seconds
 from sparkbook.api.sparksession import SparkSessionSpec
 
 
+GPU_DISCOVERY_SCRIPT = "/opt/spark/examples/src/main/scripts/getGpusResources.sh"
+
+
 def _seconds(duration: str) -> str:
     return f"{max(1, round(duration_seconds(duration)))}s"
 
@@ -59,6 +62,13 @@ def spark_conf(*, name: str, namespace: str, spec: SparkSessionSpec, image: str)
         conf[f"spark.kubernetes.executor.annotation.{key}"] = value
     if spec.executor.core_request is not None:
         conf["spark.kubernetes.executor.request.cores"] = str(spec.executor.core_request)
+    if spec.executor.gpus:
+        # Spark asks Kubernetes for <vendor>/<name> on each executor pod and finds the devices with
+        # the discovery script its image ships.
+        vendor, resource = spec.executor.gpu_resource.split("/", 1)
+        conf[f"spark.executor.resource.{resource}.amount"] = str(spec.executor.gpus)
+        conf[f"spark.executor.resource.{resource}.vendor"] = vendor
+        conf[f"spark.executor.resource.{resource}.discoveryScript"] = GPU_DISCOVERY_SCRIPT
     if spec.image_pull_secrets:
         conf["spark.kubernetes.container.image.pullSecrets"] = ",".join(spec.image_pull_secrets)
     da = spec.dynamic_allocation

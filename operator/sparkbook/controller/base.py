@@ -35,6 +35,8 @@ class Cache(Protocol):
 
     def notebooks_for_session(self, namespace: str, session: str) -> list[str]: ...
 
+    def notebooks_for_profile(self, profile: str) -> list[Key]: ...
+
 
 class NameConflict(Exception):
     """A child's name is held by an object this resource does not own."""
@@ -179,6 +181,12 @@ class Machinery:
     def enqueue(self, kind: str, namespace: str, name: str) -> None:
         self.queue.add((kind, namespace, name))
 
+    def profile_changed(self, profile: str) -> None:
+        """A NotebookProfile changed: it and the NotebookServers naming it look again."""
+        self.enqueue("NotebookProfile", "", profile)
+        for namespace, notebook in self.cache.notebooks_for_profile(profile):
+            self.enqueue("NotebookServer", namespace, notebook)
+
     def session_changed(self, namespace: str, session: str) -> None:
         """A SparkSession or one of its children changed: it and its notebooks look again."""
         self.enqueue("SparkSession", namespace, session)
@@ -211,7 +219,7 @@ class Machinery:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_seconds)
-            for kind in ("SparkSession", "NotebookServer"):
+            for kind in ("SparkSession", "NotebookServer", "NotebookProfile"):
                 for namespace, name in list(self.cache.keys(kind)):
                     self.enqueue(kind, namespace, name)
 
@@ -256,6 +264,8 @@ class Machinery:
             return await self.reconcile_session(namespace, name)
         if kind == "NotebookServer":
             return await self.reconcile_notebook(namespace, name)
+        if kind == "NotebookProfile":
+            return await self.reconcile_profile(name)
         raise ValueError(f"unknown kind {kind}")
 
     # --- one child, and the end of a pass ---------------------------------------------------

@@ -12,6 +12,7 @@ from sparkbook import names
 from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.build.notebook import attached_session, notebook_children
 from sparkbook.controller.base import Machinery, NameConflict, Outcome, Transient, owned_by, short_validation_error
+from sparkbook.profile import ProfileError, applied_profile, effective_spec
 from sparkbook.status import (
     NotebookObservation,
     notebook_status,
@@ -51,6 +52,27 @@ class NotebookServers(Machinery):
             )
         return False
 
+    def _profiled_spec(self, body: dict[str, Any], obs: NotebookObservation, previous: dict[str, Any]) -> NotebookServerSpec:
+        """The effective spec of a NotebookServer that names a profile; the profile's version it
+        uses (and whether a newer one waits) go to the observation."""
+        meta, raw_spec = body["metadata"], body.get("spec") or {}
+        profile_name = raw_spec["profile"]
+        n = names.NotebookNames(meta["name"])
+        current = self._get("NotebookProfile", "", profile_name)
+        culled = (meta.get("annotations") or {}).get(names.CULLED_AT)
+        running = (not raw_spec.get("suspend") and not culled
+                   and self._get("StatefulSet", meta["namespace"], n.statefulset) is not None)
+        applied, waiting = applied_profile(
+            previous=previous.get("profile"), current=current, name=profile_name, running=running,
+            spec_changed=previous.get("observedGeneration") != meta.get("generation"),
+        )
+        if applied is None:
+            raise ProfileError("ProfileNotFound", f"NotebookProfile {profile_name!r} does not exist "
+                               "(`kubectl get notebookprofiles` lists those there are)")
+        obs.profile = applied
+        obs.profile_waiting = (current or {}).get("metadata", {}).get("generation") if waiting else None
+        return effective_spec(profile_name, applied["spec"], raw_spec)
+
     async def reconcile_notebook(self, namespace: str, name: str) -> Outcome:
         body = await self._live(("NotebookServer", namespace, name))
         if body is None:
@@ -65,10 +87,18 @@ class NotebookServers(Machinery):
         obs.last_activity = self.activity.get(("NotebookServer", namespace, name))
         outcome = Outcome()
         events: list[tuple[str, str, str]] = []
+        raw_spec = body.get("spec") or {}
         try:
-            spec = NotebookServerSpec.model_validate(body.get("spec") or {})
+            if raw_spec.get("profile"):
+                spec = self._profiled_spec(body, obs, previous)
+            else:
+                spec = NotebookServerSpec.model_validate(raw_spec)
         except ValidationError as e:
             obs.stalled = ("InvalidSpec", short_validation_error(e))
+            return await self._finish(body, notebook_status(obs), previous, events, outcome)
+        except ProfileError as e:
+            # A fixed profile or spec is seen by the watches; nothing to retry meanwhile.
+            obs.stalled = (e.reason, e.message)
             return await self._finish(body, notebook_status(obs), previous, events, outcome)
         obs.suspend = spec.suspend
         obs.culled_at = None if spec.suspend else annotations.get(names.CULLED_AT)

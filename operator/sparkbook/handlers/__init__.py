@@ -36,6 +36,11 @@ def route(controller: Controller, etype: str, kind: str, new: dict[str, Any] | N
             controller.session_changed(namespace, name)
         elif kind == "NotebookServer":
             controller.enqueue("NotebookServer", namespace, name)
+            if (obj.get("spec") or {}).get("profile"):  # its count of servers
+                controller.enqueue("NotebookProfile", "", obj["spec"]["profile"])
+        elif kind == "NotebookProfile":
+            controller.profile_changed(name)
+            continue
         elif kind == "Pod" and labels.get(names.ROLE_LABEL) == "executor":
             if labels.get(names.SESSION_LABEL):  # dynamic allocation: batched, not one pass per pod
                 controller.executors_changed(namespace, labels[names.SESSION_LABEL])
