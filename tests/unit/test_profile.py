@@ -146,3 +146,25 @@ def test_a_changed_profile_waits_for_the_next_start_of_a_running_server():
     # a deleted profile: a running server keeps what it has; a new one cannot start
     assert applied_profile(previous=old, current=None, name="p", running=True, spec_changed=False) == (old, False)
     assert applied_profile(previous=None, current=None, name="p", running=False, spec_changed=True) == (None, False)
+
+
+def test_render_shows_the_effective_spec_then_the_children_and_needs_the_profile_in_its_input():
+    from sparkbook.render import RenderError, render_stream
+    from sparkbook.settings import Settings
+
+    example = (ROOT / "examples/notebookserver-profile.yaml").read_text()
+    text = (ROOT / "manifests/profiles.yaml").read_text() + "\n---\n" + example
+    docs = list(yaml.safe_load_all(render_stream(text, settings=Settings.from_env())))
+    first = docs[0]
+    assert (first["kind"], first["metadata"]["name"]) == ("NotebookServer", "dana")
+    session = first["spec"]["spark"]["session"]
+    assert (session["executor"]["memory"], session["dynamicAllocation"]["maxExecutors"]) == ("4g", 16)
+    assert first["spec"]["resources"]["requests"] == {"cpu": "1", "memory": "4Gi"}
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in docs]
+    assert ("StatefulSet", "dana") in kinds and ("SparkSession", "dana-spark") in kinds
+    assert ("Pod", "dana-spark-driver") in kinds  # and what the owned session makes in turn
+    with pytest.raises(RenderError, match="NotebookProfile 'spark-dynamic', which is not in the input"):
+        render_stream(example, settings=Settings.from_env())
+    over = example.replace("memory: 4g", "memory: 64g")
+    with pytest.raises(RenderError, match="64g is more than NotebookProfile spark-dynamic allows"):
+        render_stream((ROOT / "manifests/profiles.yaml").read_text() + "\n---\n" + over, settings=Settings.from_env())
