@@ -148,3 +148,26 @@ def test_idle_session_is_suspended_and_its_notebooks_say_so(
 
     kubectl("annotate", "sparksession", "analytics", "-n", namespace, f"{names.IDLE_SUSPENDED_AT}-")
     wait_for(lambda: emulator.get("v1", "pods", namespace, "analytics-driver"), what="driver back")
+
+
+def test_a_profiles_culling_timeout_culls_the_servers_made_from_it(emulator, operator, kubectl, namespace,
+                                                                    tmp_path: Path):
+    """The idle check reads the effective spec: the timeout comes from the profile, not the
+    operator's default of an hour."""
+    profile = f"quick-{namespace}"
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": GROUP, "kind": "NotebookProfile", "metadata": {"name": profile},
+        "spec": {"displayName": "Quick", "notebook": {"idleCulling": {"enabled": True, "timeout": "3s"}}}}))
+    kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": GROUP, "kind": "NotebookServer", "metadata": {"name": "hal", "namespace": namespace},
+        "spec": {"profile": profile}}))
+    token = token_of(emulator, namespace, "hal-token")
+    nb = lambda: emulator.get(GROUP, "notebookservers", namespace, "hal")  # noqa: E731
+    ip = NOTEBOOK_IP.rsplit(".", 1)[0] + "." + str((int(NOTEBOOK_IP.rsplit(".", 1)[1]) % 250) + 2)
+    with running_jupyter(host=ip, port=names.NOTEBOOK_PORT, token=token, work=tmp_path):
+        wait_for(lambda: statefulset_controller(emulator, namespace, "hal"), what="pod")
+        kubelet_runs(emulator, namespace, "hal-0", ip=ip)
+        wait_for(lambda: annotations(nb()).get(names.CULLED_AT), timeout=30, what="culled after the profile's 3s")
+    events = emulator.list("v1", "events", namespace=namespace)
+    assert any(e["reason"] == "Culled" and "idleCulling.timeout 3s" in e["message"] for e in events)
+    assert nb()["spec"] == {"profile": profile}  # culling marks, never rewrites

@@ -14,6 +14,7 @@ from sparkbook.api.common import duration_seconds
 from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.controller.base import Key, Machinery
+from sparkbook.profile import ProfileError, effective_spec
 from sparkbook.status import (
     pod_ready,
 )
@@ -88,10 +89,18 @@ class IdleChecks(Machinery):
         body = self.cache.get("NotebookServer", namespace, name)
         if body is None or (body["metadata"].get("annotations") or {}).get(names.CULLED_AT):
             return
+        raw = body.get("spec") or {}
         try:
-            spec = NotebookServerSpec.model_validate(body.get("spec") or {})
-        except ValidationError:
-            return
+            if raw.get("profile"):
+                # The culling the running server was made with: its profile as status.profile keeps it.
+                applied = (body.get("status") or {}).get("profile") or {}
+                if applied.get("name") != raw["profile"]:
+                    return  # not reconciled with this profile yet
+                spec = effective_spec(raw["profile"], applied.get("spec") or {}, raw)
+            else:
+                spec = NotebookServerSpec.model_validate(raw)
+        except (ValidationError, ProfileError):
+            return  # a stalled server: its status says why
         if spec.suspend or not spec.idle_culling.enabled:
             return
         n = names.NotebookNames(name)
