@@ -88,3 +88,25 @@ async def test_other_passes_leave_executor_counts_to_the_paced_pass(monkeypatch:
     assert not controller._write_deferred(KEY, failed, before)  # anything else: at once
     await asyncio.sleep(0.15)  # the paced pass is due: it writes
     assert not controller._write_deferred(KEY, more, before)
+
+
+async def test_a_deferred_write_still_gets_its_paced_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue keeps the earlier of two timers for a key: when a pass was already due before
+    the paced one (a requeue), the paced timer is never set. That earlier pass defers the executor
+    counts, so it must bring the paced pass back (else the counts wait for a resync: an e2e run
+    saw status.executors.running stay 1 for 30 s after Spark removed its executors)."""
+    monkeypatch.setattr(controller_module, "EXECUTOR_SETTLE_SECONDS", 0.2)
+    controller = Controller(None, Settings(executor_batch_seconds=5.0), NoCache())  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    before = {"phase": "Running", "executors": {"running": 1, "pending": 0, "failed": 0}}
+    after = {"phase": "Running", "executors": {"running": 0, "pending": 0, "failed": 0}}
+    controller.queue.add_after(KEY, 0.05)  # a pass already due (a requeue)
+    controller.executors_changed("ns", "s1")  # the paced one, due at 0.2 s: its timer loses to the earlier
+    key = await asyncio.wait_for(controller.queue.get(), 1.0)
+    assert loop.time() - start < 0.2
+    assert controller._write_deferred(key, after, before)  # too early for the counts
+    controller.queue.done(key)
+    times = [t - start for t in await passes(controller, start + 1.0)]
+    assert len(times) == 1 and times[0] >= 0.2, times
+    assert not controller._write_deferred(KEY, after, before)  # now they are written

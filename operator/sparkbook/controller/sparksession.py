@@ -58,11 +58,18 @@ class SparkSessions(Machinery):
     def _write_deferred(self, key: Key, status: dict[str, Any], previous: dict[str, Any]) -> bool:
         """A pass for another reason (our own status write's echo, a resync) must not write what
         executor churn changed before the paced pass for executors is due."""
-        if self._executor_pass.get(key, float("-inf")) <= asyncio.get_running_loop().time():
+        now = asyncio.get_running_loop().time()
+        due = self._executor_pass.get(key, float("-inf"))
+        if due <= now:
             return False
-        return {k: v for k, v in status.items() if k != "executors"} == {
-            k: v for k, v in previous.items() if k != "executors"
-        }
+        if {k: v for k, v in status.items() if k != "executors"} != {
+                k: v for k, v in previous.items() if k != "executors"}:
+            return False
+        # The paced pass must come: its timer may never have been set (the queue keeps the earlier
+        # of two timers for a key, and this pass may be that earlier one), and then the counts
+        # would wait for the next resync.
+        self.queue.add_after(key, due - now)
+        return True
 
     async def reconcile_session(self, namespace: str, name: str) -> Outcome:
         body = await self._live(("SparkSession", namespace, name))
