@@ -53,7 +53,10 @@ EVERYTHING = {
     "extraEnv": [{"name": "SPARKBOOK_WORKERS", "value": "8"}],
     "networkPolicy": {"metricsFrom": [{"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "monitoring"}}}]},
+    "jupyterhub": {"rbac": {"create": True, "namespaces": ["team-a"], "createNamespaces": True}},
 }
+# The JupyterHub hub's permissions in every namespace (EVERYTHING binds them in team-a only).
+JUPYTERHUB = {"jupyterhub": {"rbac": {"create": True}}}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -94,7 +97,8 @@ def test_chart_versions_follow_the_package():
     assert meta["version"] == meta["appVersion"] == version
 
 
-@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING], ids=["default", "namespaced", "everything"])
+@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB],
+                         ids=["default", "namespaced", "everything", "jupyterhub"])
 def test_helm_lint_strict(values):
     report = helm.lint(str(CHART_DIR), values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
     # Severity 1 is INFO ("icon is recommended"); `helm lint --strict` fails on WARNING (2) and up.
@@ -105,7 +109,9 @@ def test_helm_lint_strict(values):
 @pytest.mark.parametrize(
     "values",
     [{"replicaCount": 2}, {"logLevel": "trace"}, {"watchNamespaces": "team-a"}, {"watchNamespaces": ["Team_A"]},
-     {"image": {"pullPolicy": "Sometimes"}}, {"serviceMonitor": {"enabled": "yes"}}, {"surprise": 1}],
+     {"image": {"pullPolicy": "Sometimes"}}, {"serviceMonitor": {"enabled": "yes"}}, {"surprise": 1},
+     {"jupyterhub": {"rbac": {"create": "yes"}}}, {"jupyterhub": {"rbac": {"namespace": "team-a"}}},
+     {"jupyterhub": {"rbac": {"namespaces": "team-a"}}}, {"jupyterhub": {"rbac": {"namespaces": ["a", "a"]}}}],
     ids=lambda v: next(iter(v)),
 )
 def test_schema_rejects_bad_values(values):
@@ -134,6 +140,11 @@ REFUSED_LATE = [
     ({"podAnnotations": {"-note": "x"}}, "invalid propertyName '-note'"),
     ({"serviceAccount": {"annotations": {"a/b/c": "x"}}}, "invalid propertyName 'a/b/c'"),
     ({"metrics": {"service": {"annotations": {"p" * 254 + "/x": "y"}}}}, "invalid propertyName"),
+    ({"jupyterhub": {"rbac": {"namespaces": ["Team_A"]}}}, "/jupyterhub/rbac/namespaces/0"),
+    ({"jupyterhub": {"rbac": {"serviceAccount": {"name": "Hub SA", "namespace": "jupyterhub"}}}},
+     "/jupyterhub/rbac/serviceAccount/name"),
+    ({"jupyterhub": {"rbac": {"serviceAccount": {"name": "hub", "namespace": "hub.ns"}}}},
+     "/jupyterhub/rbac/serviceAccount/namespace"),
 ]
 
 
@@ -266,6 +277,10 @@ def test_optional_values(tmp_path):
                   "serviceAccount": {"create": False, "name": "existing"}})
     assert sorted(o["kind"] for o in off) == ["Deployment", *["NotebookProfile"] * 5]
     assert the(off, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "existing"
+    # The JupyterHub hub's RBAC: a RoleBinding in team-a, namespaces made by the spawner.
+    (hub_binding,) = [o for o in find(objs, "RoleBinding") if o["metadata"]["name"] == "sparkbook-jupyterhub"]
+    assert hub_binding["metadata"]["namespace"] == "team-a"
+    assert ("", "namespaces", "create") in flatten(find(objs, "ClusterRole", "sparkbook-jupyterhub-profiles")[0]["rules"])
 
 
 # --- generated files ---------------------------------------------------------------------------
@@ -317,7 +332,7 @@ def test_kubernetes_validate_strict():
 
     checked = 0
     sources = {"default": render(), "namespaced": render(NAMESPACED), "everything": render(EVERYTHING),
-               "manifests": manifest_docs()}
+               "jupyterhub": render(JUPYTERHUB), "manifests": manifest_docs()}
     for source, objs in sources.items():
         for obj in objs:
             if obj["apiVersion"] == names.API_VERSION:
@@ -353,6 +368,7 @@ def test_checkov_finds_nothing(tmp_path):
         "default.yaml": chart.render(root=ROOT),
         "namespaced.yaml": chart.render(NAMESPACED, root=ROOT),
         "everything.yaml": chart.render(EVERYTHING, root=ROOT),
+        "jupyterhub.yaml": chart.render(JUPYTERHUB, root=ROOT),
     }
     for name, rendered in files.items():
         (tmp_path / name).write_text("---\n".join(doc for _, doc in chart.rendered_documents(rendered)))
@@ -630,6 +646,72 @@ def test_more_replicas_without_leader_election_are_refused():
 
     with pytest.raises(Exception, match="leaderElection"):
         render({"replicaCount": 2})
+
+
+# --- JupyterHub ---------------------------------------------------------------------------------
+
+# What the hub's spawner (sparkbook.jupyterhub.NotebookServerSpawner) asks for, and nothing else.
+HUB_RULES = {
+    *{("sparkbook.io", "notebookservers", v) for v in ("get", "list", "create", "patch", "delete")},
+    # The hub's JUPYTERHUB_* environment, with its API token, in a Secret per server.
+    *{("", "secrets", v) for v in ("get", "create", "patch", "delete")},
+    ("", "pods", "get"),      # the pod's IP is the server's URL
+    ("", "events", "list"),   # progress messages
+}
+HUB_PROFILE_RULES = {("sparkbook.io", "notebookprofiles", "get"), ("sparkbook.io", "notebookprofiles", "list")}
+HUB_SUBJECTS = [{"kind": "ServiceAccount", "name": "hub", "namespace": "jupyterhub"}]
+
+
+def hub_objects(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objs if "jupyterhub" in o["metadata"]["name"]]
+
+
+def test_no_jupyterhub_rbac_by_default(default_objs, namespaced_objs):
+    assert hub_objects(default_objs) == hub_objects(namespaced_objs) == []
+    assert hub_objects(render({"jupyterhub": {"rbac": {"namespaces": ["a"], "createNamespaces": True}}})) == []
+
+
+def test_jupyterhub_rbac_cluster_wide():
+    objs = hub_objects(render(JUPYTERHUB))
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in objs) == [
+        ("ClusterRole", "sparkbook-jupyterhub"), ("ClusterRole", "sparkbook-jupyterhub-profiles"),
+        ("ClusterRoleBinding", "sparkbook-jupyterhub"), ("ClusterRoleBinding", "sparkbook-jupyterhub-profiles")]
+    assert flatten(find(objs, "ClusterRole", "sparkbook-jupyterhub")[0]["rules"]) == HUB_RULES
+    assert flatten(find(objs, "ClusterRole", "sparkbook-jupyterhub-profiles")[0]["rules"]) == HUB_PROFILE_RULES
+    for name in ("sparkbook-jupyterhub", "sparkbook-jupyterhub-profiles"):
+        (binding,) = find(objs, "ClusterRoleBinding", name)
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+        assert binding["subjects"] == HUB_SUBJECTS
+    for obj in objs:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "sparkbook"
+        assert "namespace" not in obj["metadata"]
+        for g, r, v in flatten(obj.get("rules", [])):
+            assert "*" not in (g, r, v) and v not in ("escalate", "bind", "impersonate", "watch", "update")
+    # The hub's ServiceAccount can be renamed; the operator's own RBAC does not change.
+    renamed = render({"jupyterhub": {"rbac": {"create": True, "serviceAccount": {"name": "hub", "namespace": "hubs"}}}})
+    assert {b["subjects"][0]["namespace"] for b in hub_objects(find(renamed, "ClusterRoleBinding"))} == {"hubs"}
+    assert [o for o in render(JUPYTERHUB) if o not in objs] == render()
+
+
+def test_jupyterhub_rbac_in_listed_namespaces_with_user_namespaces():
+    objs = hub_objects(render({"jupyterhub": {"rbac": {"create": True, "namespaces": ["a", "b"],
+                                                         "createNamespaces": True}}}))
+    # The spawner's rules only in a and b, through RoleBindings to the one ClusterRole.
+    assert not find(objs, "ClusterRoleBinding", "sparkbook-jupyterhub")
+    assert flatten(find(objs, "ClusterRole", "sparkbook-jupyterhub")[0]["rules"]) == HUB_RULES
+    bindings = find(objs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
+    for binding in bindings:
+        assert binding["metadata"]["name"] == "sparkbook-jupyterhub"
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                      "name": "sparkbook-jupyterhub"}
+        assert binding["subjects"] == HUB_SUBJECTS
+    assert not find(objs, "Role")
+    # Profiles are cluster-scoped, and so are namespaces: both cluster-wide.
+    assert flatten(find(objs, "ClusterRole", "sparkbook-jupyterhub-profiles")[0]["rules"]) == HUB_PROFILE_RULES | {
+        ("", "namespaces", "get"), ("", "namespaces", "create")}
+    (binding,) = find(objs, "ClusterRoleBinding", "sparkbook-jupyterhub-profiles")
+    assert binding["subjects"] == HUB_SUBJECTS
 
 
 def test_profiles_can_be_switched_off_and_added():
