@@ -26,6 +26,7 @@ venv: $(STAMP) $(CHECKOV) ## a virtualenv with everything the tests need
 	@scripts/ensure-java.sh
 	@scripts/ensure-lua.sh
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-chp.sh $(VENV)
 
 test: venv cluster-build ## the whole suite, the e2e tests on a real control plane of their own included
 	$(BIN)/ruff check operator tests

@@ -196,19 +196,37 @@ def validate(options: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[st
     return profile
 
 
-def server_name(template: str, username: str, servername: str = "") -> str:
-    """`template` filled in ({username}, {servername}) as a DNS-1035 label: lower case, anything
-    else a '-', a letter first, and a stable hash when it had to change or is too long, so two
-    users never share a name."""
-    raw = template.format(username=username, servername=servername)
+def _label(raw: str, max_length: int) -> str:
+    """`raw` as a DNS-1035 label: lower case, anything else a '-', a letter first, and a stable
+    hash when it had to change or is too long, so two names never become one."""
     safe = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
     if not safe or not safe[0].isalpha():
         safe = "nb-" + safe
     safe = safe.rstrip("-")
-    if safe != raw or len(safe) > names.MAX_NOTEBOOK_NAME:
+    if safe != raw or len(safe) > max_length:
         digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
-        safe = f"{safe[: names.MAX_NOTEBOOK_NAME - 9].rstrip('-')}-{digest}"
+        safe = f"{safe[: max_length - 9].rstrip('-')}-{digest}"
     return safe
+
+
+def _fill(template: str, **values: str) -> str:
+    """The template filled in; with no server name, what trailed {servername} ("--") goes too."""
+    raw = template.format(**values)
+    if not values.get("servername") and "{servername}" in template:
+        raw = raw.rstrip("-_.")
+    return raw
+
+
+def server_name(template: str, username: str, servername: str = "") -> str:
+    """The NotebookServer's name: `template` filled in ({username}, {servername}) as a DNS-1035
+    label (see _label); the default server drops the separator before an empty {servername}."""
+    return _label(_fill(template, username=username, servername=servername), names.MAX_NOTEBOOK_NAME)
+
+
+def namespace_name(template: str, username: str, servername: str = "", hubnamespace: str = "") -> str:
+    """The namespace a user's servers go to: `template` filled in ({username}, {servername},
+    {hubnamespace}) as a namespace name."""
+    return _label(_fill(template, username=username, servername=servername, hubnamespace=hubnamespace), 63)
 
 
 def notebook_server(

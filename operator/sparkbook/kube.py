@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # Kinds this operator touches -> (api path prefix, plural).
 PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "Namespace"): "namespaces",
     ("v1", "Pod"): "pods",
     ("v1", "Service"): "services",
     ("v1", "ServiceAccount"): "serviceaccounts",
@@ -164,8 +165,10 @@ class Kube:
         backoff: float = 0.2,
         backoff_max: float = 10.0,
         user_agent: str = "sparkbook-operator",
+        field_manager: str = names.FIELD_MANAGER,
     ) -> None:
         self.connection = connection
+        self.field_manager = field_manager
         # None: automatic (FALLBACK_QPS until APF is seen, then none); > 0: always; <= 0: never.
         self.auto_limit = qps is None
         self.bucket: TokenBucket | None = TokenBucket(qps or FALLBACK_QPS, burst) if qps is None or qps > 0 else None
@@ -277,7 +280,7 @@ class Kube:
         path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
         try:
             created = await self.request(
-                "POST", path, params={"fieldManager": names.FIELD_MANAGER}, body=obj, what=f"create {obj['kind']}"
+                "POST", path, params={"fieldManager": self.field_manager}, body=obj, what=f"create {obj['kind']}"
             )
         except ApiError as e:
             if e.status == 409:
@@ -294,7 +297,7 @@ class Kube:
         return await self.request(
             "PATCH",
             path,
-            params={"fieldManager": names.FIELD_MANAGER, "force": "true"},
+            params={"fieldManager": self.field_manager, "force": "true"},
             body=obj,
             content_type="application/apply-patch+yaml",
             what=f"apply {obj['kind']}",
@@ -326,7 +329,7 @@ class Kube:
         return await self.request(
             "PUT",
             object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
-            params={"fieldManager": names.FIELD_MANAGER},
+            params={"fieldManager": self.field_manager},
             body=obj,
             what=f"replace {obj['kind']}",
         )
@@ -337,10 +340,24 @@ class Kube:
         return await self.request(
             "PATCH",
             object_path(api_version, kind, namespace, name) + "/status",
-            params={"fieldManager": names.FIELD_MANAGER},
+            params={"fieldManager": self.field_manager},
             body={"status": patch},
             content_type="application/merge-patch+json",
             what=f"status {kind}",
+        )
+
+    async def merge_patch(
+        self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A JSON merge patch (None removes a key)."""
+        log.info("patching %s %s/%s", kind, namespace, name)
+        return await self.request(
+            "PATCH",
+            object_path(api_version, kind, namespace, name),
+            params={"fieldManager": self.field_manager},
+            body=patch,
+            content_type="application/merge-patch+json",
+            what=f"patch {kind}",
         )
 
     async def annotate(self, obj: dict[str, Any], annotations: dict[str, str | None]) -> dict[str, Any]:
@@ -350,7 +367,7 @@ class Kube:
         return await self.request(
             "PATCH",
             object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"]),
-            params={"fieldManager": names.FIELD_MANAGER},
+            params={"fieldManager": self.field_manager},
             body={"metadata": {"annotations": annotations}},
             content_type="application/merge-patch+json",
             what=f"annotate {obj['kind']}",
@@ -397,6 +414,7 @@ class Kube:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         limit: int = 500,
         continue_: str | None = None,
     ) -> dict[str, Any]:
@@ -404,6 +422,8 @@ class Kube:
         params = {"limit": str(limit)}
         if label_selector:
             params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
         if continue_:
             params["continue"] = continue_
         try:

@@ -155,6 +155,14 @@ NOTEBOOK_STARTUP_DIR = "/etc/ipython"  # IPython reads its system-wide config he
 CULLED_AT = f"{GROUP}/culled-at"  # set by the operator when it culls; delete it to wake the server
 IDLE_SUSPENDED_AT = f"{GROUP}/idle-suspended-at"  # same for a SparkSession stopped for inactivity
 SPARK_TOKEN_UID = f"{GROUP}/spark-token-uid"
+# On a JupyterHub server's pod template: the resourceVersion of the hub's Secret, so that new
+# credentials from the hub restart the server instead of leaving it with a revoked token.
+JUPYTERHUB_ENV_VERSION = f"{GROUP}/jupyterhub-env-version"
+JUPYTERHUB_TOKEN_KEY = "JUPYTERHUB_API_TOKEN"
+# Zero to JupyterHub's network-access labels: pods with the first may reach user servers (the
+# hub and its proxy carry it); user servers carry the second to reach the hub's API.
+HUB_ACCESS_SINGLEUSER_LABEL = "hub.jupyter.org/network-access-singleuser"
+HUB_ACCESS_HUB_LABEL = "hub.jupyter.org/network-access-hub"
 CLIENT_TOKEN_ENV = "SPARKBOOK_CONNECT_TOKEN"
 LOCAL_ENV = "SPARKBOOK_LOCAL"  # set by `sparkbook local`: no Kubernetes behind the kernel
 LOCAL_SPARK_LOG_ENV = "SPARKBOOK_SPARK_LOG"  # ... and where its Spark Connect server logs
@@ -180,6 +188,7 @@ class NotebookNames:
         self.startup = child_name(name, "startup")
         self.owned_session = child_name(name, "spark")
         self.network_policy = child_name(name, "network")
+        self.hub_secret = child_name(name, "jupyterhub")  # written by the JupyterHub spawner
 
 
 def notebook_labels(name: str, component: str | None = "notebook") -> dict[str, str]:

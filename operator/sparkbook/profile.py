@@ -18,8 +18,8 @@ from sparkbook.api.common import DURATION_PATTERN, MEMORY_PATTERN, duration_seco
 from sparkbook.api.notebookprofile import NotebookProfileSpec, Override
 from sparkbook.api.notebookserver import NotebookServerSpec
 
-ALWAYS_THE_USERS = ("profile", "suspend")
-"""Fields a user sets whatever the profile says."""
+ALWAYS_THE_USERS = ("profile", "suspend", "jupyterhub")
+"""Fields a user (or the JupyterHub spawner, for jupyterhub) sets whatever the profile says."""
 
 _QUANTITY = re.compile(r"^([+-]?[0-9]*\.?[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$")
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -156,6 +156,11 @@ def refusals(profile_name: str, profile: NotebookProfileSpec, user_spec: dict[st
             problems.append(f"spec.{path}: {value} is less than NotebookProfile {profile_name} allows "
                             f"(at least {o.min})")
     return problems
+
+
+def overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Spec fields `top` over `base`, merged as a profile's defaults and a user's fields are."""
+    return dict(_merge(base, top))
 
 
 def _merge(base: Any, top: Any, path: str = "") -> Any:

@@ -274,6 +274,8 @@ class NotebookObservation:
     """status.profile: the NotebookProfile (name, generation, spec) the server is made with."""
     profile_waiting: int | None = None
     """The generation of a changed NotebookProfile that applies at the next start, if one waits."""
+    base_url: str = "/"
+    """Where the server serves: / alone, a JupyterHub's prefix ("/user/alice/") behind a hub."""
 
 
 def _spark_condition(obs: NotebookObservation) -> tuple[bool, str, str]:
@@ -352,7 +354,7 @@ def notebook_status(obs: NotebookObservation) -> dict[str, Any]:
         "phase": phase,
         "observedGeneration": gen,
         "conditions": conditions,
-        "url": f"http://{n.service}.{obs.namespace}.svc:{names.NOTEBOOK_PORT}/lab",
+        "url": f"http://{n.service}.{obs.namespace}.svc:{names.NOTEBOOK_PORT}{obs.base_url}lab",
         "tokenSecret": n.token_secret,
     }
     if obs.session_name:

@@ -139,3 +139,46 @@ def test_scheduling_settings_reach_the_notebook_pod():
     pod = sts["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"pool": "notebooks"} and pod["tolerations"] == tolerations
     assert "affinity" not in pod
+
+
+HUB = {"secretName": "alice-jupyterhub", "baseUrl": "/user/alice/", "hubNamespace": "jupyterhub"}
+
+
+def test_a_jupyterhub_server_runs_singleuser_with_the_hubs_secret_under_its_prefix():
+    out = notebook_children(owner=OWNER, spec=NotebookServerSpec.model_validate(
+        {"jupyterhub": HUB, "spark": {"sessionRef": {"name": "shared"}}}), image="nb:1", token="t0k",
+        hub_env_version="42")
+    by = {(c["kind"], c["metadata"]["name"]): c for c in out}
+    sts = by[("StatefulSet", "alice")]
+    pod = sts["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    assert c["command"][0] == "jupyterhub-singleuser"
+    assert c["envFrom"] == [{"secretRef": {"name": "alice-jupyterhub"}}]
+    env = {e["name"]: e for e in c["env"]}
+    assert "JUPYTER_TOKEN" not in env  # the hub's OAuth logs users in, not a token
+    assert env["SPARKBOOK_SPARK_UI_LINK"]["value"].startswith("/user/alice/proxy/")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"]["path"] == "/user/alice/api"
+    # New credentials from the hub restart the server; Zero to JupyterHub's hub admits it by label.
+    assert pod["metadata"]["annotations"][names.JUPYTERHUB_ENV_VERSION] == "42"
+    assert pod["metadata"]["labels"][names.HUB_ACCESS_HUB_LABEL] == "true"
+    assert hardening_problems(pod["spec"]) == []
+    # The hub and its proxy (in their namespace, by Zero to JupyterHub's label) may reach it.
+    peers = by[("NetworkPolicy", "alice-network")]["spec"]["ingress"][0]["from"]
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "jupyterhub"}},
+            "podSelector": {"matchLabels": {names.HUB_ACCESS_SINGLEUSER_LABEL: "true"}}} in peers
+
+
+def test_a_plain_server_has_no_hub_parts():
+    c = _children()[("StatefulSet", "alice")]["spec"]["template"]
+    assert c["spec"]["containers"][0]["command"][:2] == ["jupyter", "server"]
+    assert "envFrom" not in c["spec"]["containers"][0]
+    assert names.JUPYTERHUB_ENV_VERSION not in (c["metadata"].get("annotations") or {})
+    peers = _children()[("NetworkPolicy", "alice-network")]["spec"]["ingress"][0]["from"]
+    assert not any(names.HUB_ACCESS_SINGLEUSER_LABEL in str(p) for p in peers)
+
+
+@pytest.mark.parametrize("base_url", ["user/alice/", "/user/alice", "/user/a b/"])
+def test_a_jupyterhub_base_url_is_a_path_ending_in_a_slash(base_url):
+    with pytest.raises(ValueError):
+        NotebookServerSpec.model_validate({"jupyterhub": {**HUB, "baseUrl": base_url}})

@@ -91,3 +91,11 @@ def test_the_notebookserver_has_the_profile_and_the_users_fields():
         "spec": {"profile": "spark-dynamic", "suspend": False,
                  "spark": {"session": {"executor": {"memory": "4g"}, "sparkConf": {"spark.x": "1"}}}},
     }
+
+
+def test_the_default_server_drops_the_separator_and_named_servers_keep_it():
+    assert hubform.server_name("jupyter-{username}--{servername}", "dana") == "jupyter-dana"
+    assert hubform.server_name("jupyter-{username}--{servername}", "dana", "gpu") == "jupyter-dana--gpu"
+    assert hubform.namespace_name("{hubnamespace}", "dana", hubnamespace="jupyterhub") == "jupyterhub"
+    assert hubform.namespace_name("jupyter-{username}", "Dana@x") != hubform.namespace_name("jupyter-{username}", "dana-x")
+    assert len(hubform.namespace_name("jupyter-{username}", "d" * 90)) <= 63

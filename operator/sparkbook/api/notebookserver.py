@@ -85,6 +85,24 @@ class IdleCulling(Model):
     """Longer than 0 ("1h", "90m"); to keep the server running, set enabled: false."""
 
 
+class JupyterHubAttachment(Model):
+    """The server is one of a JupyterHub's: it runs `jupyterhub-singleuser`, so the hub's OAuth
+    logs users in and the hub's proxy sends them to it. The spawner
+    (sparkbook.jupyterhub.NotebookServerSpawner) sets this; a hand-written server leaves it out."""
+
+    secret_name: ObjectName
+    """A Secret in the same namespace with the hub's environment for this server (JUPYTERHUB_API_TOKEN,
+    JUPYTERHUB_SERVICE_PREFIX, ...), given to the container as env. The server waits for it, and
+    restarts when the hub writes new credentials into it."""
+    base_url: str = Field(pattern=r"^/([A-Za-z0-9._~%!$&'()*+,;=:@-]+/)*$", max_length=512)
+    """Where the hub serves this server (JUPYTERHUB_SERVICE_PREFIX, "/user/alice/"): the probes
+    and the status URL use it."""
+    hub_namespace: ObjectName | None = Field(None, max_length=63)
+    """The namespace of the hub and its proxy: their pods labelled
+    hub.jupyter.org/network-access-singleuser=true (as Zero to JupyterHub labels them) may reach
+    the server. Default: the server's own namespace."""
+
+
 class NotebookServerSpec(Model):
     """What the user asks for. With a profile, what the user leaves out comes from the profile."""
 
@@ -109,6 +127,8 @@ class NotebookServerSpec(Model):
     node_selector: Labels = Field(default_factory=dict)
     tolerations: list[dict[str, Any]] = Field(default_factory=list)
     affinity: dict[str, Any] | None = None
+    jupyterhub: JupyterHubAttachment | None = None
+    """Set by the JupyterHub spawner: the server runs jupyterhub-singleuser behind the hub."""
 
 
 class AppliedProfile(Model):

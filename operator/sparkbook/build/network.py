@@ -1,5 +1,6 @@
 """NetworkPolicies: a Spark session admits only its own pods, its notebooks and the operator;
-a notebook admits only the operator (idle checks) and what the platform team allows in."""
+a notebook admits only the operator (idle checks), its JupyterHub's hub and proxy, and what the
+platform team allows in."""
 
 from __future__ import annotations
 
@@ -55,14 +56,21 @@ def session_network_policy(*, owner: dict[str, Any], operator_namespace: str | N
 
 
 def notebook_network_policy(
-    *, owner: dict[str, Any], operator_namespace: str | None, access_namespaces: list[str] | None = None
+    *, owner: dict[str, Any], operator_namespace: str | None, access_namespaces: list[str] | None = None,
+    hub_namespace: str | None = None,
 ) -> dict[str, Any]:
+    """`hub_namespace`: the server is a JupyterHub's, whose hub and proxy live there."""
     notebook, namespace = owner["metadata"]["name"], owner["metadata"]["namespace"]
     peers: list[dict[str, Any]] = [
         operator_peer(operator_namespace),  # idle culling asks Jupyter's API
         # A proxy the team runs next to its notebooks opts in with this label.
         {"podSelector": {"matchLabels": {names.NOTEBOOK_ACCESS_LABEL: "true"}}},
     ]
+    if hub_namespace:  # the hub's proxy sends users here; the hub asks the server's API
+        peers.append({
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": hub_namespace}},
+            "podSelector": {"matchLabels": {names.HUB_ACCESS_SINGLEUSER_LABEL: "true"}},
+        })
     for allowed in access_namespaces or []:  # e.g. the ingress controller's namespace
         peers.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": allowed}}})
     return {

@@ -52,7 +52,7 @@ def attached_session(*, name: str, spec: NotebookServerSpec) -> str | None:
     return None
 
 
-def spark_env(*, session: str, namespace: str) -> list[dict[str, Any]]:
+def spark_env(*, session: str, namespace: str, base_url: str = "/") -> list[dict[str, Any]]:
     """SPARK_REMOTE with the session's token, which comes from the session's Secret at container start.
 
     Kubernetes expands $(SPARKBOOK_CONNECT_TOKEN) from the variable defined just before it, so the
@@ -74,7 +74,7 @@ def spark_env(*, session: str, namespace: str) -> list[dict[str, Any]]:
         {"name": "SPARKBOOK_SPARK_UI", "value": names.ui_endpoint(session, namespace)},
         # The Spark UI one click away, through the notebook server's own authenticated URL
         # (jupyter-server-proxy; it sends X-Forwarded-Context, which the Spark UI uses for its links).
-        {"name": "SPARKBOOK_SPARK_UI_LINK", "value": f"/proxy/{n.ui_service}.{namespace}.svc:{names.UI_PORT}/jobs/"},
+        {"name": "SPARKBOOK_SPARK_UI_LINK", "value": f"{base_url}proxy/{n.ui_service}.{namespace}.svc:{names.UI_PORT}/jobs/"},
     ]
 
 
@@ -153,29 +153,36 @@ def statefulset(
     image: str,
     running: bool,
     spark_token_uid: str | None = None,
+    hub_env_version: str | None = None,
 ) -> dict[str, Any]:
-    """One Jupyter server; replicas 0 while suspended or culled (the PVC keeps the files)."""
+    """One Jupyter server; replicas 0 while suspended or culled (the PVC keeps the files).
+
+    Behind a JupyterHub (spec.jupyterhub) it runs jupyterhub-singleuser with the hub's Secret as
+    its environment: the hub's OAuth, not the token, logs users in, under the hub's prefix."""
     name, namespace = owner["metadata"]["name"], owner["metadata"]["namespace"]
     n = names.NotebookNames(name)
     labels = names.notebook_labels(name, "notebook")
     session = attached_session(name=name, spec=spec)
-    env: list[dict[str, Any]] = [
+    hub = spec.jupyterhub
+    env: list[dict[str, Any]] = [] if hub else [
         {"name": "JUPYTER_TOKEN", "valueFrom": {"secretKeyRef": {"name": n.token_secret, "key": names.TOKEN_KEY}}},
+    ]
+    env += [
         {"name": "HOME", "value": names.NOTEBOOK_HOME},
         # The root filesystem is read-only: `%pip install` goes to ~/.local on the PVC and survives restarts.
         {"name": "PIP_USER", "value": "1"},
     ]
     if session:
-        env += spark_env(session=session, namespace=namespace)
+        env += spark_env(session=session, namespace=namespace, base_url=hub.base_url if hub else "/")
     env += env_list(spec.env)
-    probe_http = {"path": "/api", "port": "http"}
+    probe_http = {"path": f"{hub.base_url if hub else '/'}api", "port": "http"}
     container: dict[str, Any] = {
         "name": "notebook",
         "image": image,
         "imagePullPolicy": spec.image_pull_policy,
+        # jupyterhub-singleuser takes its base URL from JUPYTERHUB_SERVICE_PREFIX.
         "command": [
-            "jupyter",
-            "server",
+            *(["jupyterhub-singleuser"] if hub else ["jupyter", "server"]),
             "--ServerApp.ip=0.0.0.0",
             f"--ServerApp.port={names.NOTEBOOK_PORT}",
             f"--ServerApp.root_dir={names.NOTEBOOK_HOME}",
@@ -184,6 +191,7 @@ def statefulset(
             "--ServerApp.open_browser=False",
         ],
         "env": env,
+        **({"envFrom": [{"secretRef": {"name": hub.secret_name}}]} if hub else {}),
         "ports": [{"name": "http", "containerPort": names.NOTEBOOK_PORT, "protocol": "TCP"}],
         "resources": spec.resources.wire(),
         "startupProbe": {"httpGet": probe_http, "periodSeconds": 2, "failureThreshold": 150},
@@ -215,7 +223,11 @@ def statefulset(
     if session:
         # A re-created session has a new token: restart the server so its kernels get it.
         annotations[names.SPARK_TOKEN_UID] = spark_token_uid or "none"
+    if hub:
+        annotations[names.JUPYTERHUB_ENV_VERSION] = hub_env_version or "none"
     pod_labels = {**labels, **({names.USES_SESSION_LABEL: session} if session else {})}
+    if hub:  # Zero to JupyterHub's hub admits user servers by this label
+        pod_labels[names.HUB_ACCESS_HUB_LABEL] = "true"
     template = {"metadata": {"labels": pod_labels, **({"annotations": annotations} if annotations else {})},
                 "spec": pod_spec}
     return {
@@ -254,6 +266,7 @@ def notebook_children(
     token: str | None,
     culled: bool = False,
     spark_token_uid: str | None = None,
+    hub_env_version: str | None = None,
     operator_namespace: str | None = None,
     access_namespaces: list[str] | None = None,
 ) -> list[dict[str, Any]]:
@@ -261,7 +274,8 @@ def notebook_children(
     running = not (spec.suspend or culled)
     children = [
         notebook_network_policy(
-            owner=owner, operator_namespace=operator_namespace, access_namespaces=access_namespaces
+            owner=owner, operator_namespace=operator_namespace, access_namespaces=access_namespaces,
+            hub_namespace=(spec.jupyterhub.hub_namespace or owner["metadata"]["namespace"]) if spec.jupyterhub else None,
         ),
         token_secret(owner=owner, token=token),
         startup_configmap(owner=owner),
@@ -272,7 +286,8 @@ def notebook_children(
     if session is not None:
         children.append(session)
     children.append(
-        statefulset(owner=owner, spec=spec, image=image, running=running, spark_token_uid=spark_token_uid)
+        statefulset(owner=owner, spec=spec, image=image, running=running, spark_token_uid=spark_token_uid,
+                    hub_env_version=hub_env_version)
     )
     return children
 

@@ -112,7 +112,7 @@ class Machinery:
         self.reconciles = 0
         # Last activity seen by the idle checks, by key; status reports it, nothing persists it.
         self.activity: dict[Key, str] = {}
-        self._tokens: dict[tuple[str, str], str] = {}
+        self._tokens: dict[tuple[str, str], tuple[str | None, str]] = {}  # (resourceVersion, token)
         self.recent = RecentWrites()
         self._executor_pass: dict[Key, float] = {}  # when the last executor-triggered pass was due
         # Resources whose own children were seen deleted: before anything is made for them again,

@@ -71,17 +71,22 @@ class IdleChecks(Machinery):
             self.activity[key] = text
             self.queue.add(key)  # the status reports it
 
-    async def _token(self, namespace: str, secret: str) -> str | None:
+    async def _token(self, namespace: str, secret: str, key: str = names.TOKEN_KEY) -> str | None:
+        """A token from a Secret, read from the API (the cache keeps no Secret values) once per
+        version of the Secret: the hub's Secret changes at every spawn."""
+        version = (self.cache.get("Secret", namespace, secret) or {}).get("metadata", {}).get("resourceVersion")
         cached = self._tokens.get((namespace, secret))
-        if cached is None:
-            obj = await self.kube.get("v1", "Secret", namespace, secret)
-            data = (obj or {}).get("data") or {}
-            if names.TOKEN_KEY in data:
-                import base64
+        if cached is not None and (version is None or cached[0] == version):
+            return cached[1]
+        obj = await self.kube.get("v1", "Secret", namespace, secret)
+        data = (obj or {}).get("data") or {}
+        if key not in data:
+            return None
+        import base64
 
-                cached = base64.b64decode(data[names.TOKEN_KEY]).decode()
-                self._tokens[(namespace, secret)] = cached
-        return cached
+        token = base64.b64decode(data[key]).decode()
+        self._tokens[(namespace, secret)] = ((obj or {}).get("metadata", {}).get("resourceVersion"), token)
+        return token
 
     async def _check_notebook(self, http: Any, namespace: str, name: str) -> None:
         from sparkbook.activity import ProbeError, idle_for, probe_jupyter
@@ -107,12 +112,20 @@ class IdleChecks(Machinery):
         pod = self.cache.get("Pod", namespace, n.pod)
         if not pod or not pod_ready(pod) or not pod.get("status", {}).get("podIP"):
             return
-        token = await self._token(namespace, n.token_secret)
+        base_url = "/"
+        if spec.jupyterhub:
+            # jupyterhub-singleuser takes the hub's token for this server (it holds access:servers).
+            base_url = spec.jupyterhub.base_url
+            token = await self._token(namespace, spec.jupyterhub.secret_name, names.JUPYTERHUB_TOKEN_KEY)
+        else:
+            token = await self._token(namespace, n.token_secret)
         if token is None:
             return
         key: Key = ("NotebookServer", namespace, name)
         try:
-            activity = await probe_jupyter(http, f"http://{pod['status']['podIP']}:{names.NOTEBOOK_PORT}", token)
+            activity = await probe_jupyter(
+                http, f"http://{pod['status']['podIP']}:{names.NOTEBOOK_PORT}{base_url}", token
+            )
         except ProbeError as e:
             metrics.IDLE_PROBE_ERRORS.labels("NotebookServer").inc()
             log.warning("cannot ask notebook %s/%s for activity: %s", namespace, name, e)
@@ -171,3 +184,4 @@ class IdleChecks(Machinery):
             message=f"no Spark Connect activity for {int(idle.total_seconds())}s (idleTimeout {spec.idle_timeout}): "
             f"{activity.detail}; driver stopped",
         )
+

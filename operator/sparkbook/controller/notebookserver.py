@@ -101,6 +101,7 @@ class NotebookServers(Machinery):
             obs.stalled = (e.reason, e.message)
             return await self._finish(body, notebook_status(obs), previous, events, outcome)
         obs.suspend = spec.suspend
+        obs.base_url = spec.jupyterhub.base_url if spec.jupyterhub else "/"
         obs.culled_at = None if spec.suspend else annotations.get(names.CULLED_AT)
         obs.session_name = attached_session(name=name, spec=spec)
         n = names.NotebookNames(name)
@@ -112,6 +113,7 @@ class NotebookServers(Machinery):
         owner = {"apiVersion": body["apiVersion"], "kind": body["kind"],
                  "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         has_secret = self._get("Secret", namespace, n.token_secret) is not None
+        hub_secret = self._get("Secret", namespace, spec.jupyterhub.secret_name) if spec.jupyterhub else None
         children = notebook_children(
             owner=owner,
             spec=spec,
@@ -119,6 +121,7 @@ class NotebookServers(Machinery):
             token=None if has_secret else secrets.token_urlsafe(32),
             culled=bool(obs.culled_at),
             spark_token_uid=token_uid,
+            hub_env_version=(hub_secret or {}).get("metadata", {}).get("resourceVersion"),
             operator_namespace=self.settings.operator_namespace,
             access_namespaces=self.settings.notebook_access_namespaces,
         )
@@ -127,9 +130,13 @@ class NotebookServers(Machinery):
         owned_session_pending = bool(
             obs.session_name == n.owned_session and token_uid is None and not obs.culled_at and not spec.suspend
         )
-        if owned_session_pending and self._get("StatefulSet", namespace, n.statefulset) is None:
+        # Behind a JupyterHub, the server starts once the hub's Secret (its credentials) exists.
+        hub_pending = bool(spec.jupyterhub and hub_secret is None and not obs.culled_at and not spec.suspend)
+        if (owned_session_pending or hub_pending) and self._get("StatefulSet", namespace, n.statefulset) is None:
             children = [c for c in children if c["kind"] != "StatefulSet"]
-            obs.missing.append(f"StatefulSet {n.statefulset} (waiting for the SparkSession's token)")
+            waiting = "the SparkSession's token" if owned_session_pending else (
+                f"the JupyterHub Secret {spec.jupyterhub.secret_name if spec.jupyterhub else ''}")
+            obs.missing.append(f"StatefulSet {n.statefulset} (waiting for {waiting})")
         try:
             for child in children:
                 kind, child_name = child["kind"], child["metadata"]["name"]
