@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from sparkbook import names
 from sparkbook.api.notebookprofile import NotebookProfileSpec
-from sparkbook.profile import refusals
+from sparkbook.profile import covering_field, refusals
 
 # The Spark inputs the form can show, in order: the NotebookServer field each sets, its label,
 # and how its text becomes a value. A profile shows one only if its overrides cover the field.
@@ -37,12 +37,9 @@ class FormError(ValueError):
 
 def _covered(field: str, spec: dict[str, Any]) -> dict[str, Any] | None:
     """The override in a profile spec that lets a user set `field` (or a field above it)."""
-    best = None
-    for o in spec.get("overrides") or []:
-        f = o.get("field", "")
-        if (field == f or field.startswith(f + ".")) and (best is None or len(f) > len(best["field"])):
-            best = o
-    return best
+    overrides = [o for o in spec.get("overrides") or [] if isinstance(o, dict)]
+    chosen = covering_field(field, [str(o.get("field", "")) for o in overrides])
+    return next((o for o in overrides if o.get("field") == chosen), None)
 
 
 def shown_inputs(spec: dict[str, Any]) -> list[str]:

@@ -117,14 +117,19 @@ def set_fields(spec: dict[str, Any], model: type[BaseModel] = NotebookServerSpec
             yield path, value
 
 
-def _covering(path: str, overrides: list[Override]) -> Override | None:
-    """The override that lets a user set `path`: the most specific one naming it or a field above it."""
+def covering_field(path: str, fields: list[str]) -> str | None:
+    """Which of the override fields lets a user set `path`: the most specific one naming it or a
+    field above it (the JupyterHub form asks the same question of a profile's raw spec)."""
     best = None
-    for o in overrides:
-        if path == o.field or path.startswith(o.field + "."):
-            if best is None or len(o.field) > len(best.field):
-                best = o
+    for f in fields:
+        if (path == f or path.startswith(f + ".")) and (best is None or len(f) > len(best)):
+            best = f
     return best
+
+
+def _covering(path: str, overrides: list[Override]) -> Override | None:
+    field = covering_field(path, [o.field for o in overrides])
+    return next((o for o in overrides if o.field == field), None)
 
 
 def refusals(profile_name: str, profile: NotebookProfileSpec, user_spec: dict[str, Any]) -> list[str]:

@@ -3,7 +3,6 @@ does to a NotebookServer is in sparkbook.profile (pure) and the NotebookServer p
 
 from __future__ import annotations
 
-import logging
 
 from sparkbook import names
 from sparkbook.controller.base import Machinery, Outcome
@@ -11,7 +10,6 @@ from sparkbook.profile import profile_problems
 from sparkbook.status import profile_status
 from sparkbook.util import merge_patch, now_rfc3339
 
-log = logging.getLogger(__name__)
 
 
 class NotebookProfiles(Machinery):
