@@ -3,13 +3,11 @@ does to a NotebookServer is in sparkbook.profile (pure) and the NotebookServer p
 
 from __future__ import annotations
 
-
 from sparkbook import names
 from sparkbook.controller.base import Machinery, Outcome
 from sparkbook.profile import profile_problems
 from sparkbook.status import profile_status
 from sparkbook.util import merge_patch, now_rfc3339
-
 
 
 class NotebookProfiles(Machinery):
