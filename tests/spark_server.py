@@ -3,6 +3,7 @@ of its own with the pod's own ports (so the operator can reach its UI as it woul
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -34,6 +35,8 @@ from sparkbook.settings import Settings
 STARTUP_TIMEOUT_S = 120.0
 # A loopback address of its own (the pod's ports, no clash), distinct per test run on this machine.
 SPARK_TEST_IP = f"127.9.{(os.getpid() >> 8) & 255}.{(os.getpid() & 255) or 1}"
+# For tests that judge the whole server's activity and so need one nobody else uses.
+SPARK_PRIVATE_IP = f"127.10.{(os.getpid() >> 8) & 255}.{(os.getpid() & 255) or 1}"
 LOG_TAIL_CHARS = 20_000
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,10 +110,16 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="session")
 def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
-    """Start the server from the driver pod's own command, localized by loopback_conf(), with token auth."""
+    """The server most tests share, for the whole session."""
+    with connect_server(tmp_path_factory.mktemp("spark-connect"), SPARK_TEST_IP) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def connect_server(work: Path, host: str) -> Iterator[ConnectServer]:
+    """Start the server from the driver pod's own command, localized by loopback_conf(), with token
+    auth, on `host` (a loopback address: the pod's ports are fixed)."""
     _require_java()
-    work = tmp_path_factory.mktemp("spark-connect")
-    host = SPARK_TEST_IP
     grpc_port, ui_port = names.CONNECT_PORT, names.UI_PORT
     for port in (grpc_port, ui_port):
         if _accepts_connections(port, host):

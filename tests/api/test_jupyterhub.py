@@ -115,9 +115,7 @@ def test_hub_user_spawns_runs_spark_stops_and_resumes(emulator, operator, kubect
         assert again["metadata"]["uid"] == server["metadata"]["uid"] and again["spec"]["suspend"] is False
         assert again["spec"]["spark"]["session"]["executor"]["memory"] == "3g"
         assert emulator.get("v1", "persistentvolumeclaims", namespace, n.pvc)["metadata"]["uid"] == pvc_uid
-        assert pod_player.starts == 2
-        out = asyncio.run(execute(f"{hub.url}/user/dana", hub.token, "print(spark.range(10).count())"))
-        assert out.strip().endswith("10"), out
+        assert pod_player.starts == 2  # (a kernel after resuming: tests/e2e/test_jupyterhub.py)
         print(f"spawn to ready through the hub (emulator, played pod): {spawn_seconds:.1f}s")
     pod_player.stopped.set()
     pod_player.join(timeout=30)

@@ -1,5 +1,5 @@
-"""The activity probes against REAL servers: a jupyter-server on loopback and the shared
-Spark Connect server (``spark_connect_server`` in conftest)."""
+"""The activity probes against REAL servers: a jupyter-server on loopback and a Spark Connect
+server of this module's own."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from tests.jupyter_server import Jupyter, running_jupyter
+from tests.spark_server import SPARK_PRIVATE_IP, connect_server
 from sparkbook.activity import Activity, ProbeError, idle_for, probe_jupyter, probe_spark
 from sparkbook.build.launch import SERVER_TOKEN_ENV
 
@@ -216,6 +217,15 @@ async def test_fallbacks_without_terminals_or_connect_endpoints(http: aiohttp.Cl
 def _no_client_token_env(monkeypatch: pytest.MonkeyPatch) -> None:
     # The pyspark client falls back to this variable and then insists on TLS.
     monkeypatch.delenv(SERVER_TOKEN_ENV, raising=False)
+
+
+@pytest.fixture(scope="module")
+def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectServer]:
+    """Not the shared server: these tests judge the whole server's activity, and other tests'
+    kernels leave their operations open there until Spark's detach timeout (the JupyterHub
+    tests stop their played servers, and so their kernels, abruptly)."""
+    with connect_server(tmp_path_factory.mktemp("spark-connect-private"), SPARK_PRIVATE_IP) as server:
+        yield server
 
 
 @pytest.fixture
