@@ -81,7 +81,7 @@ e2e: cluster-build ## the e2e suite alone, on a real control plane of its own
 e2e-kind: venv ## the tests that need real containers, on a kind cluster (needs Docker and kind)
 	SPARKBOOK_E2E=kind $(BIN)/python -m pytest -ra tests/kind
 
-bench: venv ## scale benchmark: the real operator against the emulator (make bench ARGS=--quick for a smoke run)
+bench: venv cluster-build ## scale benchmark: the operator against the emulator, or ARGS="--target real" a real control plane (ARGS=--quick: a smoke run)
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:

@@ -1,16 +1,19 @@
 """Load generator for bench/run.py, run as its own process so it never shares a GIL with the emulator.
 
-    python bench/load.py ceiling URL NAMESPACE COUNT CONCURRENCY
-    python bench/load.py create URL OBJECTS.json CONCURRENCY
+    python bench/load.py ceiling TARGET NAMESPACE COUNT CONCURRENCY
+    python bench/load.py create TARGET OBJECTS.json CONCURRENCY
 
-Both POST over one aiohttp session (keep-alive, at most CONCURRENCY connections) and print one
-JSON object: {"count", "errors", "seconds", "per_second"}.
+TARGET is the emulator's URL, or the path of a kubeconfig (a real API server: its CA and client
+certificate). Both POST over one aiohttp session (keep-alive, at most CONCURRENCY connections)
+and print one JSON object: {"count", "errors", "seconds", "per_second"}.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -24,10 +27,35 @@ HEADERS = {"User-Agent": "sparkbook-bench-load", "Authorization": "Bearer emulat
            "Content-Type": "application/json", "Accept": "application/json"}
 
 
-async def post_all(url: str, objects: Iterator[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+def connection_from_kubeconfig(path: str) -> tuple[str, ssl.SSLContext, dict[str, str]]:
+    """(server URL, TLS context, auth headers) of the current context of a kubeconfig written by
+    sparkbook.testing.cluster.write_kubeconfig: file paths for CA and client certificate, or a token."""
+    with open(path) as f:
+        config = json.load(f)
+    current = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == current["cluster"])
+    user = next(u["user"] for u in config["users"] if u["name"] == current["user"])
+    context = ssl.create_default_context(cafile=cluster["certificate-authority"])
+    headers = {}
+    if user.get("token"):
+        headers["Authorization"] = f"Bearer {user['token']}"
+    else:
+        context.load_cert_chain(user["client-certificate"], user["client-key"])
+    return cluster["server"].rstrip("/"), context, headers
+
+
+async def post_all(target: str, objects: Iterator[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     count = errors = 0
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector, headers=HEADERS) as session:
+    headers = dict(HEADERS)
+    if os.path.isfile(target):
+        url, context, auth = connection_from_kubeconfig(target)
+        headers.pop("Authorization")
+        headers.update(auth)
+        connector = aiohttp.TCPConnector(limit=concurrency, ssl=context)
+    else:
+        url = target
+        connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
 
         async def worker() -> None:
             nonlocal count, errors

@@ -1,13 +1,15 @@
-"""Sparkbook scale benchmark: the real operator process against the API emulator on loopback.
+"""Sparkbook scale benchmark: the real operator process against the API emulator on loopback, or
+(--target real, bench/real.py) against a real control plane started for the run.
 
-    .venv/bin/python bench/run.py            # full: N=1000 burst, 1,000 and 5,000 resources (15-25 min)
-    .venv/bin/python bench/run.py --quick    # smoke run: N=100, smaller levels (~1-2 min)
+    .venv/bin/python bench/run.py                        # full: N=1000 burst, 1,000 and 5,000 resources (15-25 min)
+    .venv/bin/python bench/run.py --quick                # smoke run: N=100, smaller levels (~1-2 min)
+    .venv/bin/python bench/run.py --target real --quick  # the same on kube-apiserver + etcd + KWOK
 
 The emulator runs in a thread of this process, instrumented to timestamp every watch event
 (ADDED children, the first status of a resource, every status change); bulk HTTP load comes from
 a separate process (bench/load.py) so it does not share a GIL with the emulator. The operator is
 `python -m sparkbook.cli run --standalone`, exactly as in tests/api. Figures are printed as a
-table and written to bench/results/results.json and results.png.
+table and written to bench/results/results.json and results.png (real: real.json, real.png).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ NAMESPACES = [f"bench-{i:02d}" for i in range(10)]
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", choices=("emulator", "real"), default="emulator",
+                   help="the API emulator in this process, or a real control plane (kube-apiserver, etcd, "
+                        "controllers, KWOK: make cluster-build) started for the run")
     p.add_argument("--quick", action="store_true", help="N=100, levels 300 (no 5,000), 30 s steady state")
     p.add_argument("-n", type=int, help="SparkSessions and NotebookServers each in the burst (default 1000; 100 quick)")
     p.add_argument("--levels", help="comma-separated resource counts for latency/memory (default 1000,5000; 300 quick)")
@@ -182,6 +187,37 @@ class World:
         for ns in NAMESPACES + ["bench-ceiling"]:
             self.emu.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
+    # what the phases do to the API, whatever the target
+    @property
+    def load_target(self) -> str:
+        """What bench/load.py connects to: the emulator's URL (real: a kubeconfig)."""
+        return str(self.emu.url)
+
+    def create_namespace(self, name: str) -> None:
+        self.emu.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def create(self, obj: dict[str, Any]) -> None:
+        self.emu.create(obj)
+
+    def get(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.emu.get(api_version, plural, namespace, name)  # type: ignore[no-any-return]
+
+    def delete(self, api_version: str, plural: str, namespace: str, name: str) -> None:
+        self.emu.delete(api_version, plural, namespace, name)
+
+    def annotate_all(self, keys: list[tuple[str, str, str]], annotations: dict[str, str]) -> None:
+        """Merge-patch annotations onto SparkSessions (kind, namespace, name)."""
+        async def touch() -> None:
+            for _, ns, name in keys:
+                await self.emu.handler.patch(API, "sparksessions", ns, name,
+                                             {"metadata": {"annotations": annotations}}, manager="bench")
+
+        self.emu._call(touch())
+
+    def control_plane_cpu(self) -> dict[str, float]:
+        """CPU seconds of the API server's processes (none apart: the emulator is this process)."""
+        return {}
+
     # records
     def mark(self) -> int:
         return len(self.emu.handler.records)
@@ -253,6 +289,13 @@ class World:
                 out["cached_bytes"] += float(line.rsplit(" ", 1)[1])
             elif line.startswith("sparkbook_cached_objects{"):
                 out["cached_objects"] += float(line.rsplit(" ", 1)[1])
+            else:  # the time histograms' sums and counts: where a burst's time goes
+                for metric, key in (("sparkbook_api_request_duration_seconds", "api"),
+                                    ("sparkbook_workqueue_wait_duration_seconds", "queue"),
+                                    ("sparkbook_reconcile_duration_seconds", "reconcile")):
+                    for part in ("sum", "count"):
+                        if line.startswith(f"{metric}_{part}"):
+                            out[f"{key}_{part}"] += float(line.rsplit(" ", 1)[1])
         return out
 
     def memory(self) -> dict[str, float]:
@@ -349,10 +392,10 @@ def log(msg: str) -> None:
 
 def ceiling(world: World, quick: bool) -> dict[str, Any]:
     count = 1000 if quick else 3000
-    seq = world.load("ceiling", world.emu.url, "bench-ceiling", str(count), "1")
+    seq = world.load("ceiling", world.load_target, "bench-ceiling", str(count), "1")
     # Different names for the concurrent run: prefix the namespace is the same, so use a second one.
-    world.emu.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-ceiling2"}})
-    par = world.load("ceiling", world.emu.url, "bench-ceiling2", str(count), "16")
+    world.create_namespace("bench-ceiling2")
+    par = world.load("ceiling", world.load_target, "bench-ceiling2", str(count), "16")
     return {"sequential_per_second": seq["per_second"], "concurrent16_per_second": par["per_second"],
             "creates_per_second": max(seq["per_second"], par["per_second"]), "count": count,
             "errors": seq["errors"] + par["errors"]}
@@ -413,12 +456,14 @@ def burst(world: World, n: int) -> dict[str, Any]:
     path = world.workdir / "burst.json"
     path.write_text(json.dumps([r.doc for r in resources]))
     since, rec0, (cpu0, _) = world.mark(), world.reconciles(), world.usage()
-    client = world.load("create", world.emu.url, str(path), "32")
+    m0, cp0 = world.metrics() or {}, world.control_plane_cpu()
+    client = world.load("create", world.load_target, str(path), "32")
     world.present += resources
     done = world.wait_done(resources, timeout=1800)
     world.settle()
     until = world.mark()
     rec1, (cpu1, rss) = world.reconciles(), world.usage()
+    m1, cp1 = world.metrics() or {}, world.control_plane_cpu()
     start = min(r.created(world.tracker) or float("inf") for r in resources)
     sessions = [done[r.key] for r in resources if r.key[0] == "SparkSession" and r.key in done]
     notebooks = [done[r.key] for r in resources if r.key[0] == "NotebookServer" and r.key in done]
@@ -438,7 +483,31 @@ def burst(world: World, n: int) -> dict[str, Any]:
             "reconciles": rec1 - rec0, "reconciles_per_resource": (rec1 - rec0) / total,
             "cpu_seconds": cpu1 - cpu0, "cpu_ms_per_reconcile": 1000 * (cpu1 - cpu0) / max(1.0, rec1 - rec0),
             "rss_mb_after": rss / 2**20,
-            "completion_curve_s": [curve[int(i * (len(curve) - 1) / 100)] for i in range(101)] if curve else []}
+            "completion_curve_s": [curve[int(i * (len(curve) - 1) / 100)] for i in range(101)] if curve else [],
+            "breakdown": breakdown(seconds, cpu1 - cpu0, m0, m1, cp0, cp1)}
+
+
+def breakdown(seconds: float, cpu: float, m0: dict[str, float], m1: dict[str, float],
+              cp0: dict[str, float], cp1: dict[str, float]) -> dict[str, Any]:
+    """Where a burst's wall time went: the operator's CPU (one core is the most one asyncio
+    process can use), the API's answers as the operator saw them (summed over requests, which
+    overlap: divided by the wall time it is the requests in flight on average), the wait in the
+    work queue, and the control plane's own CPU."""
+    d = {k: m1.get(k, 0.0) - m0.get(k, 0.0) for k in ("api_sum", "api_count", "queue_sum", "queue_count",
+                                                         "reconcile_sum", "reconcile_count")}
+    out: dict[str, Any] = {
+        "wall_seconds": seconds,
+        "operator_cpu_seconds": cpu, "operator_cpu_fraction_of_one_core": cpu / seconds if seconds else None,
+        "api_requests": d["api_count"], "api_seconds_summed": d["api_sum"],
+        "api_mean_ms": 1000 * d["api_sum"] / d["api_count"] if d["api_count"] else None,
+        "api_requests_in_flight_mean": d["api_sum"] / seconds if seconds else None,
+        "queue_waits": d["queue_count"],
+        "queue_wait_mean_ms": 1000 * d["queue_sum"] / d["queue_count"] if d["queue_count"] else None,
+        "reconcile_mean_ms": 1000 * d["reconcile_sum"] / d["reconcile_count"] if d["reconcile_count"] else None,
+    }
+    for name in sorted(cp1):
+        out[f"{name}_cpu_seconds"] = cp1[name] - cp0.get(name, 0.0)
+    return out
 
 
 def noop(world: World, count: int = 100) -> dict[str, Any]:
@@ -446,14 +515,7 @@ def noop(world: World, count: int = 100) -> dict[str, Any]:
     sessions = [r for r in world.present if r.key[0] == "SparkSession"][:count]
     since, rec0, (cpu0, _) = world.mark(), world.reconciles(), world.usage()
 
-    async def touch() -> None:
-        for r in sessions:
-            _, ns, name = r.key
-            await world.emu.handler.patch(API, "sparksessions", ns, name,
-                                          {"metadata": {"annotations": {"bench/touched": str(time.time())}}},
-                                          manager="bench")
-
-    world.emu._call(touch())
+    world.annotate_all([r.key for r in sessions], {"bench/touched": str(time.time())})
     deadline = time.monotonic() + 60
     while world.reconciles() - rec0 < count and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -508,7 +570,7 @@ def churn(world: World, seconds: float, sessions_n: int = 10, per_minute: float 
     sessions = [r.key for r in world.present if r.key[0] == "SparkSession"][-sessions_n:]
     drivers = {}
     for _, ns, name in sessions:
-        pod = world.emu.get("v1", "pods", ns, names.SessionNames(name).driver_pod)
+        pod = world.get("v1", "pods", ns, names.SessionNames(name).driver_pod)
         drivers[(ns, name)] = pod["metadata"]["uid"] if pod else None
     since, rec0 = world.mark(), world.reconciles()
     changes0 = len(world.tracker.status_changes)
@@ -526,14 +588,14 @@ def churn(world: World, seconds: float, sessions_n: int = 10, per_minute: float 
         labels = {**names.session_labels(name, "executor"), names.ROLE_LABEL: "executor"}
         owner = [{"apiVersion": "v1", "kind": "Pod", "name": names.SessionNames(name).driver_pod,
                   "uid": drivers[(ns, name)], "controller": True}] if drivers[(ns, name)] else []
-        world.emu.create({"apiVersion": "v1", "kind": "Pod",
+        world.create({"apiVersion": "v1", "kind": "Pod",
                           "metadata": {"name": pod_name, "namespace": ns, "labels": labels, "ownerReferences": owner},
                           "spec": {"containers": [{"name": "spark-kubernetes-executor", "image": "spark"}]}})
         created += 1
         live.append((time.monotonic(), ns, pod_name))
         while live and time.monotonic() - live[0][0] > lifetime:
             _, dns, dname = live.pop(0)
-            world.emu.delete("v1", "pods", dns, dname)
+            world.delete("v1", "pods", dns, dname)
             deleted += 1
         i += 1
     world.settle()
@@ -555,7 +617,7 @@ def churn(world: World, seconds: float, sessions_n: int = 10, per_minute: float 
             max_in_window = max(max_in_window, k - j + 1)
     elapsed = time.monotonic() - start
     for _, dns, dname in live:
-        world.emu.delete("v1", "pods", dns, dname)
+        world.delete("v1", "pods", dns, dname)
     # Their sessions' statuses follow after the executor batch delay: let them land here, so the
     # restart that comes next starts from a converged state.
     world.settle(quiet=5.0)
@@ -571,7 +633,37 @@ def churn(world: World, seconds: float, sessions_n: int = 10, per_minute: float 
 
 # --- report -----------------------------------------------------------------------------------------
 
+def real_targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """The real control plane's targets (issue 15), on 2 cores shared by everything."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    b, lv = res["burst"], res["levels"]
+    frac = res["burst_fraction_of_ceiling"]
+    rows.append((f"burst {b['n_each']}+{b['n_each']}: rate x writes / ceiling", f"{frac:.0%}", ">= 60 %", frac >= 0.6))
+    p = lv[0]["probe"]["children_ms"]
+    rows.append((f"creation->children p50 @{lv[0]['level']}", f"{p['p50']:.0f} ms", "< 50 ms", p["p50"] < 50))
+    rows.append((f"creation->children p99 @{lv[0]['level']}", f"{p['p99']:.0f} ms", "< 250 ms", p["p99"] < 250))
+    rows.append(("requests per no-op reconcile", f"{res['noop']['requests']} / {res['noop']['reconciles']:.0f}",
+                 "0", res["noop"]["requests"] == 0))
+    rows.append((f"writes in steady state ({res['steady']['seconds']:.0f} s)", str(res["steady"]["writes"]), "0",
+                 res["steady"]["writes"] == 0))
+    rs = res["restart"]
+    rows.append(("writes on restart", str(rs["writes"]), "0", rs["writes"] == 0))
+    limit = 30 if rs["resources"] >= 5000 else None
+    rows.append((f"restart @{rs['resources']}: every resource checked",
+                 f"{rs['seconds_until_all_checked']:.0f} s" + ("" if rs["finished"] else " (timed out)"),
+                 "< 30 s" if limit else "finishes", rs["finished"] and (limit is None or rs["seconds_until_all_checked"] < limit)))
+    base = res.get("base", {}).get("rss_mb")
+    if base is not None:
+        rows.append(("operator RSS before any resource", f"{base:.0f} MB", "< 60 MB", base < 60))
+    for level in lv:
+        cap = 120 if level["level"] <= 1000 else 250
+        rows.append((f"operator RSS @{level['level']}", f"{level['rss_mb']:.0f} MB", f"< {cap} MB", level["rss_mb"] < cap))
+    return rows
+
+
 def targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    if res.get("target") == "real":
+        return real_targets(res)
     rows: list[tuple[str, str, str, bool | None]] = []
     lv = res["levels"]
     first = lv[0]
@@ -607,7 +699,8 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
 
 def report(res: dict[str, Any]) -> str:
     ce, b = res["ceiling"], res["burst"]
-    lines = ["", "Sparkbook benchmark" + (" (--quick)" if res["quick"] else ""), "=" * 96]
+    lines = ["", f"Sparkbook benchmark, target {res.get('target', 'emulator')}" + (" (--quick)" if res["quick"] else ""),
+             "=" * 96]
 
     def row(name: str, value: str, target: str = "", verdict: bool | None = None) -> None:
         mark = "" if verdict is None else ("PASS" if verdict else "MISS")
@@ -615,13 +708,25 @@ def report(res: dict[str, Any]) -> str:
             mark = "n/a"
         lines.append(f"{name:<52} {value:>22}  {target:<14} {mark}")
 
-    row("emulator ceiling: creates/s, 1 client sequential", f"{ce['sequential_per_second']:.0f}")
-    row("emulator ceiling: creates/s, 1 client 16 in flight", f"{ce['concurrent16_per_second']:.0f}")
+    target = res.get("target", "emulator")
+    row(f"{target} ceiling: creates/s, 1 client sequential", f"{ce['sequential_per_second']:.0f}")
+    row(f"{target} ceiling: creates/s, 1 client 16 in flight", f"{ce['concurrent16_per_second']:.0f}")
     row(f"burst {b['n_each']}+{b['n_each']}: all children + status", f"{b['seconds']:.1f} s")
     row("burst: resources/s", f"{b['resources_per_second']:.1f}")
     row("burst: operator writes per resource", f"{b['writes_per_resource']:.2f}")
     row("burst: rate x writes / ceiling", f"{res['burst_fraction_of_ceiling']:.1%}")
     row("burst: reconciles per resource", f"{b['reconciles_per_resource']:.2f}")
+    bd = b.get("breakdown") or {}
+    if bd:
+        row("burst: operator CPU / wall", f"{bd['operator_cpu_seconds']:.1f} / {bd['wall_seconds']:.1f} s")
+        row("burst: API answer mean, requests in flight",
+            f"{bd['api_mean_ms'] or 0:.1f} ms, {bd['api_requests_in_flight_mean'] or 0:.1f}")
+        row("burst: queue wait mean, reconcile mean",
+            f"{bd['queue_wait_mean_ms'] or 0:.0f} ms, {bd['reconcile_mean_ms'] or 0:.1f} ms")
+        cp = ", ".join(f"{k.removesuffix('_cpu_seconds')} {v:.1f}" for k, v in bd.items() if k.endswith("_cpu_seconds")
+                       and k != "operator_cpu_seconds")
+        if cp:
+            row("burst: control plane CPU s", cp)
     row("burst: requests per resource by verb",
         ", ".join(f"{k} {v:.2f}" for k, v in b["requests_per_resource_by_verb"].items()))
     lv0 = res["levels"][0]["probe"]
@@ -707,14 +812,23 @@ def main(argv: list[str] | None = None) -> int:
 
     _SETTINGS = Settings()
     args.out.mkdir(parents=True, exist_ok=True)
-    res: dict[str, Any] = {"quick": args.quick, "machine": {"cpus": os.cpu_count()}, "levels": []}
+    res: dict[str, Any] = {"quick": args.quick, "target": args.target, "machine": {"cpus": os.cpu_count()},
+                           "levels": []}
     with tempfile.TemporaryDirectory(prefix="sparkbook-bench-") as tmp:
-        world = World(Path(tmp))
+        if args.target == "real":
+            from real import RealWorld
+
+            world: World = RealWorld(Path(tmp))
+        else:
+            world = World(Path(tmp))
         try:
-            log("emulator ceiling")
+            log(f"{args.target} ceiling")
             res["ceiling"] = ceiling(world, args.quick)
             log(f"  {res['ceiling']}")
             log(f"operator started in {world.start_operator(str(world.workdir.parent / 'sparkbook-operator-profile.txt') if args.profile else None):.1f} s")
+            time.sleep(2)
+            res["base"] = world.memory()  # before any resource
+            log(f"  base: {res['base']}")
             first, *rest = args.levels
             log(f"fill to {first}")
             fill0 = fill(world, first, "a")
@@ -754,7 +868,7 @@ def main(argv: list[str] | None = None) -> int:
         res["ceiling"]["creates_per_second"]
     res["targets"] = targets(res)
     print(report(res))
-    name = "results-quick" if args.quick else "results"
+    name = ("real" if args.target == "real" else "results") + ("-quick" if args.quick else "")
     (args.out / f"{name}.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     plot(res, args.out / f"{name}.png")
     print(f"\nwrote {args.out / (name + '.json')} and {args.out / (name + '.png')}")

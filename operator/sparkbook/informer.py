@@ -192,7 +192,11 @@ class Informer:
                     meta = page.get("metadata") or {}
                     version = version or str(meta.get("resourceVersion") or "")
                     # Trim as the pages arrive: the full objects of one page are the peak, not of all.
-                    items.extend(trim(item, self.kind) for item in page.get("items") or [])
+                    # A real API server's list items carry no apiVersion and kind (watch events
+                    # do): put them back, or every child compares unequal to its desired manifest
+                    # after a relist (the real control plane's restart showed 6 applies per resource).
+                    items.extend(trim({"apiVersion": self.api_version, "kind": self.kind, **item}, self.kind)
+                                 for item in page.get("items") or [])
                     token = meta.get("continue")
                     if not token:
                         return items, version

@@ -176,6 +176,7 @@ class Kube:
         self.user_agent = user_agent
         self.session: aiohttp.ClientSession | None = None
         self.requests: Counter[tuple[str, str]] = Counter()  # (method, kind of call) -> count
+        self.observe_latency: Callable[[str, float], None] | None = None  # (method, seconds) of each attempt
         self._token: tuple[float, str] | None = None
 
     async def __aenter__(self) -> "Kube":
@@ -223,6 +224,7 @@ class Kube:
             if self.bucket is not None:
                 await self.bucket.take()
             delay: float | None = None
+            sent = time.monotonic()
             try:
                 async with self.session.request(
                     method,
@@ -233,6 +235,8 @@ class Kube:
                 ) as response:
                     self._flow_control(response)
                     text = await response.text()
+                    if self.observe_latency is not None:
+                        self.observe_latency(method, time.monotonic() - sent)
                     if response.status < 400:
                         return json.loads(text) if text else {}
                     try:

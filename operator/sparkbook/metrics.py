@@ -22,6 +22,21 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     registry=REGISTRY,
 )
+# As client-go's rest_client_request_duration_seconds and workqueue_queue_duration_seconds: where a
+# burst's time goes (the API server's answers, waiting for a worker, the operator's own CPU).
+API_SECONDS = Histogram(
+    "sparkbook_api_request_duration_seconds",
+    "Time from sending a request to the Kubernetes API to its answer (each attempt), by method.",
+    ["method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "sparkbook_workqueue_wait_duration_seconds",
+    "Time a resource waits in the work queue before a worker takes it.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
 CULLS = Counter(
     "sparkbook_culls", "Idle servers stopped: NotebookServers culled, SparkSessions idle-suspended.", ["kind"],
     registry=REGISTRY,

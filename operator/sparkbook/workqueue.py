@@ -4,15 +4,22 @@ never processed by two workers at once, retried with per-key exponential backoff
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
+import time
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
 
 class WorkQueue(Generic[K]):
-    def __init__(self, *, base_delay: float = 0.05, max_delay: float = 300.0) -> None:
+    def __init__(
+        self, *, base_delay: float = 0.05, max_delay: float = 300.0,
+        observe_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        """`observe_wait`: told, when a worker takes a key, how long it waited since it was queued."""
         self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._queued_at: dict[K, float] = {}
+        self.observe_wait = observe_wait
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._timers: dict[K, tuple[float, asyncio.TimerHandle]] = {}
@@ -26,6 +33,7 @@ class WorkQueue(Generic[K]):
         if key in self._dirty:
             return
         self._dirty.add(key)
+        self._queued_at.setdefault(key, time.monotonic())
         if key not in self._processing:
             self._queue.put_nowait(key)
 
@@ -52,6 +60,9 @@ class WorkQueue(Generic[K]):
         key = await self._queue.get()
         self._dirty.discard(key)
         self._processing.add(key)
+        queued = self._queued_at.pop(key, None)
+        if queued is not None and self.observe_wait is not None:
+            self.observe_wait(time.monotonic() - queued)
         return key
 
     def done(self, key: K) -> None:

@@ -34,3 +34,17 @@ def test_subset_and_merge_patch():
     assert not is_subset({"l": [1, 2]}, {"l": [1]})
     assert not is_subset({"a": 1}, {})
     assert merge_patch({"a": 1, "b": {"c": 1, "d": 2}}, {"b": {"c": 2, "d": 2}}) == {"a": None, "b": {"c": 2}}
+
+
+async def test_the_wait_in_the_queue_is_observed_once_per_hand_out():
+    waits: list[float] = []
+    q: WorkQueue[str] = WorkQueue(observe_wait=waits.append)
+    q.add("a")
+    q.add("a")  # deduplicated: one wait, from the first add
+    await asyncio.sleep(0.05)
+    key = await q.get()
+    assert len(waits) == 1 and waits[0] >= 0.04
+    q.add("a")  # while processing: its wait runs until the worker is done and it is taken again
+    q.done(key)
+    await q.get()
+    assert len(waits) == 2 and waits[1] < waits[0]

@@ -107,7 +107,7 @@ class Machinery:
         self.synced = synced
         self.settings = settings
         self.cache = cache
-        self.queue: WorkQueue[Key] = WorkQueue()
+        self.queue: WorkQueue[Key] = WorkQueue(observe_wait=metrics.QUEUE_WAIT_SECONDS.observe)
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciles = 0
         # Last activity seen by the idle checks, by key; status reports it, nothing persists it.

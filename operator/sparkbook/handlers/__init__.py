@@ -65,6 +65,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         burst=config.api_burst,
         user_agent=f"sparkbook-operator/{config.identity}",
     )
+    kube.observe_latency = lambda method, seconds: metrics.API_SECONDS.labels(method).observe(seconds)
     await kube.__aenter__()
     memo["kube"] = kube
     caches = Caches()

@@ -1087,8 +1087,13 @@ class Emulator(kmock.KubernetesScaffold):
             table = self._table(rd, items, request.params)
             table['metadata'] = meta
             return self._respond(table)
+        rendered = [self._render(rd, o) for o in items]
+        if rd.crd_name is None:
+            # As kube-apiserver: the items of a built-in kind's list carry no apiVersion and kind
+            # (a custom resource's, served unstructured, do); clients must not rely on them.
+            rendered = [{k: v for k, v in o.items() if k not in ('apiVersion', 'kind')} for o in rendered]
         return self._respond({'apiVersion': rd.api_version, 'kind': rd.list_kind, 'metadata': meta,
-                              'items': [self._render(rd, o) for o in items]})
+                              'items': rendered})
 
     async def _serve_watch(self, request: rendering.Request) -> Any:
         rd, api = self._resolve(request)
