@@ -46,6 +46,16 @@ class Transient(Exception):
     """The API said two contradicting things in a row (409 on create, then 404): look again soon."""
 
 
+async def gather_all(coros: Any) -> list[Any]:
+    """Run the coroutines at once; their results in order. All finish before the first failure
+    (a NameConflict before others) is raised, so no write is left half-done in the background."""
+    results = await asyncio.gather(*coros, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise next((f for f in failures if isinstance(f, NameConflict)), failures[0])
+    return results
+
+
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences", []) or [])
 

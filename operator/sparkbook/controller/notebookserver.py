@@ -11,7 +11,15 @@ from pydantic import ValidationError
 from sparkbook import names
 from sparkbook.api.notebookserver import NotebookServerSpec
 from sparkbook.build.notebook import attached_session, notebook_children
-from sparkbook.controller.base import Machinery, NameConflict, Outcome, Transient, owned_by, short_validation_error
+from sparkbook.controller.base import (
+    Machinery,
+    NameConflict,
+    Outcome,
+    Transient,
+    gather_all,
+    owned_by,
+    short_validation_error,
+)
 from sparkbook.profile import ProfileError, applied_profile, effective_spec
 from sparkbook.status import (
     NotebookObservation,
@@ -138,15 +146,20 @@ class NotebookServers(Machinery):
                 f"the JupyterHub Secret {spec.jupyterhub.secret_name if spec.jupyterhub else ''}")
             obs.missing.append(f"StatefulSet {n.statefulset} (waiting for {waiting})")
         try:
-            for child in children:
-                kind, child_name = child["kind"], child["metadata"]["name"]
-                if kind == "PersistentVolumeClaim":
-                    missing = await self._ensure_pvc(child, uid, name)
-                else:
-                    missing = await self._ensure(child, uid, create_only=kind == "Secret")
+            async def ensure(child: dict[str, Any]) -> bool:
+                if child["kind"] == "PersistentVolumeClaim":
+                    return await self._ensure_pvc(child, uid, name)
+                return await self._ensure(child, uid, create_only=child["kind"] == "Secret")
+
+            # Everything the server mounts or reaches at once, then the StatefulSet that runs it.
+            first = [c for c in children if c["kind"] != "StatefulSet"]
+            then = [c for c in children if c["kind"] == "StatefulSet"]
+            done = await gather_all(ensure(c) for c in first)
+            done += [await ensure(c) for c in then]
+            for child, missing in zip(first + then, done):
                 if missing:
-                    obs.missing.append(f"{kind} {child_name}")
-                    if kind == "StatefulSet":
+                    obs.missing.append(f"{child['kind']} {child['metadata']['name']}")
+                    if child["kind"] == "StatefulSet":
                         obs.statefulset = child
             if obs.session and obs.session_name == n.owned_session and not obs.culled_at and not spec.suspend:
                 # Waking a culled notebook wakes the session it owns, whatever stopped that session.

@@ -16,6 +16,7 @@ from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.session import session_children
 from sparkbook.controller.base import (
     Key,
+    gather_all,
     Machinery,
     NameConflict,
     Outcome,
@@ -114,12 +115,17 @@ class SparkSessions(Machinery):
         )
         desired_pod = next((c for c in children if c["kind"] == "Pod"), None)
         try:
-            for child in children:
-                if child["kind"] == "Pod":
-                    continue
-                missing = await self._ensure(child, uid, create_only=child["kind"] == "Secret")
-                if missing:
-                    obs.missing.append(f"{child['kind']} {child['metadata']['name']}")
+            # In waves, each at once: a round trip of the API's latency per wave instead of one per
+            # child. The RoleBinding waits for its Role (the API server checks a binding against
+            # the rules of the Role it names: without `bind`, which the operator never holds, the
+            # Role must exist), and the pod for both (admission wants its ServiceAccount).
+            waves = [[c for c in children if c["kind"] not in ("Pod", "RoleBinding")],
+                     [c for c in children if c["kind"] == "RoleBinding"]]
+            for wave in waves:
+                for child, missing in zip(wave, await gather_all(
+                        self._ensure(c, uid, create_only=c["kind"] == "Secret") for c in wave)):
+                    if missing:
+                        obs.missing.append(f"{child['kind']} {child['metadata']['name']}")
             pod = self._get("Pod", namespace, n.driver_pod)
             if pod is not None and not owned_by(pod, uid):
                 raise NameConflict(f"Pod {n.driver_pod!r} already exists and is not owned by this resource")
