@@ -29,6 +29,25 @@ class Jupyter:
         return {"Authorization": f"token {self.token}"}
 
 
+def wait_until_answers(proc: subprocess.Popen[bytes], url: str, log_path: Path, what: str,
+                       timeout: float = STARTUP_TIMEOUT_S) -> None:
+    """Until `url` answers 200; the test fails, with the end of the log, if the process ends first
+    or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode}:\n{log_path.read_text(errors='replace')[-6000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not answering after {timeout}s:\n{log_path.read_text(errors='replace')[-6000:]}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def running_jupyter(*, host: str, port: int, token: str, work: Path, base_url: str = "/",
                     config: str | None = None) -> Iterator[Jupyter]:
@@ -58,19 +77,7 @@ def running_jupyter(*, host: str, port: int, token: str, work: Path, base_url: s
         proc = subprocess.Popen(argv, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{host}:{port}{base_url.rstrip('/')}"
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter-server exited with {proc.returncode}:\n{log_path.read_text()[-5000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter-server not answering after {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-5000:]}")
-            time.sleep(0.2)
+        wait_until_answers(proc, f"{url}/api", log_path, "jupyter-server")
         yield Jupyter(url=url, token=token, runtime_dir=work / "runtime", log_path=log_path)
     finally:
         proc.terminate()

@@ -27,10 +27,10 @@ import requests
 from sparkbook import names
 from sparkbook.build.notebook import STARTUP_PY
 from tests.api.conftest import free_port, kubelet_runs, statefulset_controller
+from tests.jupyter_server import wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHP = Path(sys.executable).parent.parent / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
-STARTUP_TIMEOUT_S = 60.0
 HUB_NAMESPACE = "jupyterhub"
 
 
@@ -101,18 +101,7 @@ def running_hub(*, kubeconfig: Path, work: Path, namespace: str, extra: str = ""
                                 stdout=log, stderr=subprocess.STDOUT)
     hub = Hub(url=f"http://127.0.0.1:{port}", token=token, log_path=log_path)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyterhub exited with {proc.returncode}:\n{hub.log()[-6000:]}")
-            try:
-                if requests.get(f"{hub.url}/hub/api", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyterhub not answering after {STARTUP_TIMEOUT_S}s:\n{hub.log()[-6000:]}")
-            time.sleep(0.25)
+        wait_until_answers(proc, f"{hub.url}/hub/api", log_path, "jupyterhub")
         yield hub
     finally:
         proc.terminate()
@@ -272,6 +261,12 @@ class PlayedPod(threading.Thread):
             stop_process(self.proc)
 
     def step(self) -> None:
+        sts = self.emulator.get("apps/v1", "statefulsets", self.namespace, self.name)
+        pod = self.emulator.get("v1", "pods", self.namespace, f"{self.name}-0")
+        if sts is not None and pod is not None and (pod["metadata"].get("annotations") or {}) != (
+                sts["spec"]["template"]["metadata"].get("annotations") or {}):
+            # A changed template: the StatefulSet controller's rolling update replaces the pod.
+            self.emulator.delete("v1", "pods", self.namespace, f"{self.name}-0")
         pod = statefulset_controller(self.emulator, self.namespace, self.name)
         if pod is None or pod["metadata"]["uid"] != self.pod_uid:
             stop_process(self.proc)

@@ -254,16 +254,21 @@ class NotebookServerSpawner(Spawner):  # type: ignore[misc]
         desired = self._desired(options)
         name = desired["metadata"]["name"]
         existing = await self._get("NotebookServer", name)
+        secret = None
         if existing is not None:
             owner = (existing["metadata"].get("annotations") or {}).get(USERNAME)
             if owner != self.user.name:
                 raise SpawnError(f"NotebookServer {self.namespace}/{name} exists and is not {self.user.name}'s "
                                  "(it was not made by this hub for this user); an administrator can rename it")
+            # This spawn's credentials before the resume, so the pod starts with them (written
+            # after, the server would start with the old ones and be restarted for the new).
+            secret = await kube.apply(self._hub_secret(existing))
         server = await kube.apply(desired)
         self._where = {"namespace": self.namespace, "name": name}
         if (server["metadata"].get("annotations") or {}).get(names.CULLED_AT):
             server = await kube.annotate(server, {names.CULLED_AT: None})  # wake a culled server
-        secret = await kube.apply(self._hub_secret(server))
+        if secret is None:  # a new server: the operator waits for its Secret before the StatefulSet
+            secret = await kube.apply(self._hub_secret(server))
         self.log.info("NotebookServer %s/%s applied for %s", self.namespace, name, self._log_name)
         pod_ip = await self._wait_ready(name, secret["metadata"]["resourceVersion"])
         return f"http://{pod_ip}:{self.port}"

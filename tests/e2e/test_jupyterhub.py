@@ -151,7 +151,7 @@ def test_a_hub_user_on_the_real_control_plane(control_plane: Cluster, kubectl: K
             assert again["metadata"]["uid"] == server["metadata"]["uid"] and again["spec"]["suspend"] is False
             assert get(kubectl, "pvc", n.pvc, namespace)["metadata"]["uid"] == pvc["metadata"]["uid"]
             assert get(kubectl, "pod", n.pod, namespace)["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == n.pvc
-            assert player.starts == 2
+            assert player.starts >= 2
             out = asyncio.run(execute(f"{hub.url}/user/erin", hub.token, "print(spark.range(7).count())"))
             assert out.strip().endswith("7"), out
             print(f"\nreal control plane, through the hub: spawn {spawn_seconds:.1f}s, stop {stop_seconds:.1f}s, "
