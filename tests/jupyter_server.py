@@ -29,6 +29,18 @@ class Jupyter:
         return {"Authorization": f"token {self.token}"}
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 15 s; nothing if it already ended."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_until_answers(proc: subprocess.Popen[bytes], url: str, log_path: Path, what: str,
                        timeout: float = STARTUP_TIMEOUT_S) -> None:
     """Until `url` answers 200; the test fails, with the end of the log, if the process ends first
@@ -80,9 +92,4 @@ def running_jupyter(*, host: str, port: int, token: str, work: Path, base_url: s
         wait_until_answers(proc, f"{url}/api", log_path, "jupyter-server")
         yield Jupyter(url=url, token=token, runtime_dir=work / "runtime", log_path=log_path)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop_process(proc)

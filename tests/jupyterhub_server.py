@@ -27,7 +27,7 @@ import requests
 from sparkbook import names
 from sparkbook.build.notebook import STARTUP_PY
 from tests.api.conftest import free_port, kubelet_runs, statefulset_controller
-from tests.jupyter_server import wait_until_answers
+from tests.jupyter_server import stop_process, wait_until_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHP = Path(sys.executable).parent.parent / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -104,11 +104,7 @@ def running_hub(*, kubeconfig: Path, work: Path, namespace: str, extra: str = ""
         wait_until_answers(proc, f"{hub.url}/hub/api", log_path, "jupyterhub")
         yield hub
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 class ProgressReader(threading.Thread):
@@ -217,17 +213,6 @@ def answers(pod_ip: str, base_url: str) -> bool:
         return requests.get(f"http://{pod_ip}:{names.NOTEBOOK_PORT}{base_url}api", timeout=1).status_code == 200
     except requests.RequestException:
         return False
-
-
-def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def lab_url(hub: Hub, username: str) -> str:

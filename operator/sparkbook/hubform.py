@@ -193,7 +193,7 @@ def validate(options: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[st
     return profile
 
 
-def _label(raw: str, max_length: int) -> str:
+def dns_label(raw: str, max_length: int) -> str:
     """`raw` as a DNS-1035 label: lower case, anything else a '-', a letter first, and a stable
     hash when it had to change or is too long, so two names never become one."""
     safe = re.sub(r"[^a-z0-9-]+", "-", raw.lower()).strip("-")
@@ -217,13 +217,13 @@ def _fill(template: str, **values: str) -> str:
 def server_name(template: str, username: str, servername: str = "") -> str:
     """The NotebookServer's name: `template` filled in ({username}, {servername}) as a DNS-1035
     label (see _label); the default server drops the separator before an empty {servername}."""
-    return _label(_fill(template, username=username, servername=servername), names.MAX_NOTEBOOK_NAME)
+    return dns_label(_fill(template, username=username, servername=servername), names.MAX_NOTEBOOK_NAME)
 
 
 def namespace_name(template: str, username: str, servername: str = "", hubnamespace: str = "") -> str:
     """The namespace a user's servers go to: `template` filled in ({username}, {servername},
     {hubnamespace}) as a namespace name."""
-    return _label(_fill(template, username=username, servername=servername, hubnamespace=hubnamespace), 63)
+    return dns_label(_fill(template, username=username, servername=servername, hubnamespace=hubnamespace), 63)
 
 
 def notebook_server(

@@ -56,7 +56,7 @@ def _condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
 
 def _label_value(text: str) -> str:
     """A label value for a name the hub allows (anything): the DNS label of it."""
-    return hubform._label(text, 63)
+    return hubform.dns_label(text, 63)
 
 
 class SpawnError(RuntimeError):
