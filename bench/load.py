@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from sparkbook.kube import object_path
+from sparkbook.kube import PLURALS, plural_path
 
 HEADERS = {"User-Agent": "sparkbook-bench-load", "Authorization": "Bearer emulator-token",
            "Content-Type": "application/json", "Accept": "application/json"}
@@ -61,7 +61,9 @@ async def post_all(target: str, objects: Iterator[dict[str, Any]], concurrency: 
             nonlocal count, errors
             for obj in objects:  # a shared iterator: each object is taken by one worker
                 meta = obj["metadata"]
-                path = object_path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+                api, kind = obj["apiVersion"], obj["kind"]
+                # a peer's kinds (bench/peers.py) are not Sparkbook's: their plurals are regular
+                path = plural_path(api, PLURALS.get((api, kind)) or kind.lower() + "s", meta.get("namespace"))
                 async with session.post(url + path, data=json.dumps(obj)) as response:
                     await response.read()
                     count += 1

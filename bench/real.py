@@ -65,6 +65,7 @@ class AuditTail:
             method=verb.upper(), path=e.get("requestURI", ""), verb=verb, group=ref.get("apiGroup"),
             version=ref.get("apiVersion"), plural=ref.get("resource"), namespace=ref.get("namespace"),
             name=ref.get("name"), subresource=ref.get("subresource"), user_agent=e.get("userAgent"),
+            user=(e.get("user") or {}).get("username"), status=(e.get("responseStatus") or {}).get("code"),
         ))
 
     def refresh(self) -> list[RequestRecord]:
@@ -116,7 +117,8 @@ class RealWorld(World):
         # Pods go to KWOK's nodes only once they are Ready.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            ready = self.cluster.kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.conditions[-1:].status}",
+            ready = self.cluster.kubectl("get", "nodes", "-o",
+                                         'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}',
                                          check=False).stdout.split()
             if ready and all(r == "True" for r in ready):
                 break

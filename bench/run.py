@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--churn-seconds", type=float, help="executor churn window (default 120; 30 quick)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="where results.json and results.png go")
     p.add_argument("--profile", action="store_true", help="record the operator with py-spy (needs py-spy)")
+    p.add_argument("--peers", default="all",
+                   help="real target: the peers to run after the burst, comma-separated (spark-operator, "
+                        "dask-kubernetes), 'all' (default) or 'none'")
     args = p.parse_args(argv)
     q = args.quick
     args.n = args.n or (100 if q else 1000)
@@ -631,6 +634,22 @@ def churn(world: World, seconds: float, sessions_n: int = 10, per_minute: float 
             "reconciles": world.reconciles() - rec0}
 
 
+def run_peers(world: World, args: argparse.Namespace, ceiling: float) -> list[dict[str, Any]]:
+    """The peers (bench/peers.py), one after the other, each given the burst's number of resources."""
+    from peers import PEERS, run_peer
+
+    wanted = None if args.peers == "all" else set(args.peers.split(","))
+    out = []
+    for peer_key, make in PEERS.items():
+        if wanted is not None and peer_key not in wanted:
+            continue
+        log(f"peer {peer_key}: {2 * args.n} resources")
+        r = run_peer(world, make, 2 * args.n, ceiling, idle_seconds=30.0 if args.quick else 60.0)
+        log(f"  {r}")
+        out.append(r)
+    return out
+
+
 # --- report -----------------------------------------------------------------------------------------
 
 def real_targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
@@ -658,6 +677,19 @@ def real_targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
     for level in lv:
         cap = 120 if level["level"] <= 1000 else 250
         rows.append((f"operator RSS @{level['level']}", f"{level['rss_mb']:.0f} MB", f"< {cap} MB", level["rss_mb"] < cap))
+    ours = res.get("peers_table", [{}])[0]
+    for peer in res.get("peers", []):
+        if not peer.get("ran"):
+            rows.append((f"vs {peer['peer']}", "did not run", "runs", None))
+            continue
+        rows.append((f"convergence rate vs {peer['peer']}",
+                     f"{ours['resources_per_second']:.1f} vs {peer['resources_per_second']:.1f}/s", "higher",
+                     ours["resources_per_second"] > peer["resources_per_second"]))
+        go = "Go" in peer["title"]
+        ratio = ours["cpu_ms_per_resource"] / peer["cpu_ms_per_resource"] if peer["cpu_ms_per_resource"] else float("inf")
+        rows.append((f"CPU per resource vs {peer['peer']}",
+                     f"{ours['cpu_ms_per_resource']:.0f} vs {peer['cpu_ms_per_resource']:.0f} ms ({ratio:.2f}x)",
+                     "<= 2x" if go else "below", ratio <= 2 if go else ratio < 1))
     return rows
 
 
@@ -755,6 +787,21 @@ def report(res: dict[str, Any]) -> str:
     row("restart: requests by verb", ", ".join(f"{k} {v}" for k, v in rs["requests_by_verb"].items()))
     row(f"churn: {c['pods_per_minute']:.0f} executor pods/min on {c['sessions']} sessions: status writes/session/min",
         f"{c['status_writes_per_session_per_minute']:.1f}")
+    if res.get("peers_table"):
+        lines.append("-" * 96)
+        lines.append("Side by side, same control plane, same run (each at its shipped defaults)")
+        lines.append(f"{'operator':<18} {'resources':>9} {'seconds':>8} {'res/s':>7} {'writes/r':>8} {'req/r':>6} "
+                     f"{'CPU ms/r':>8} {'RSS MB':>11} {'idle req/min':>12}")
+        for p in res["peers_table"]:
+            if not p.get("ran"):
+                lines.append(f"{p['peer']:<18} did not run: {p.get('reason')}")
+                continue
+            idle = p.get("idle_after", {}).get("requests_per_minute")
+            lines.append(f"{p['peer']:<18} {p['converged']:>4}/{p['resources']:<4} {p['seconds']:>8.1f} "
+                         f"{p['resources_per_second']:>7.1f} {p['writes_per_resource']:>8.2f} "
+                         f"{p['requests_per_resource']:>6.2f} {p['cpu_ms_per_resource']:>8.1f} "
+                         f"{p['rss_mb_base']:>5.0f}/{p['rss_mb_after']:<5.0f} "
+                         f"{'-' if idle is None else f'{idle:.1f}':>12}")
     lines.append("-" * 96)
     lines.append("Targets")
     for name, value, target, verdict in res["targets"]:
@@ -768,7 +815,8 @@ def plot(res: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(2, 2, figsize=(12, 8))
+    table = [p for p in res.get("peers_table", []) if p.get("ran")]
+    fig, ax = plt.subplots(3 if table else 2, 2, figsize=(12, 12 if table else 8))
     curve = res["burst"].get("completion_curve_s") or []
     total = res["burst"]["converged"]
     if curve:
@@ -787,20 +835,37 @@ def plot(res: dict[str, Any], path: Path) -> None:
             p = level["probe"]["children_ms"]
             ax[0][1].plot([p["p50"], p["p90"], p["p99"], p["max"]], [0.5, 0.9, 0.99, 1.0], "o-",
                           label=f"{level['level']} present")
-    ax[0][1].axvline(100, color="grey", ls=":")
-    ax[0][1].axvline(400, color="grey", ls="--")
+    real = res.get("target") == "real"
+    ax[0][1].axvline(50 if real else 100, color="grey", ls=":")
+    ax[0][1].axvline(250 if real else 400, color="grey", ls="--")
     ax[0][1].set(title="creation -> all children (CDF)", xlabel="ms", ylabel="fraction", xscale="log")
     ax[0][1].legend()
     lv = res["levels"]
     xs = [str(level["level"]) for level in lv]
     ax[1][0].bar(xs, [level["rss_mb"] for level in lv], color="tab:blue")
-    for x, limit in zip(xs, [150 if level["level"] <= 1000 else 350 for level in lv]):
+    caps = (120, 250) if real else (150, 350)
+    for x, limit in zip(xs, [caps[0] if level["level"] <= 1000 else caps[1] for level in lv]):
         ax[1][0].plot([x], [limit], "r_", markersize=40)
     ax[1][0].set(title="operator RSS (red: target)", xlabel="resources present", ylabel="MB")
     verbs = res["levels"][0]["probe"]["requests_per_session_by_verb"]
     ax[1][1].bar(list(verbs), list(verbs.values()), color="tab:green")
     ax[1][1].set(title="API requests per new SparkSession, by verb", ylabel="requests")
     ax[1][1].tick_params(axis="x", rotation=30)
+    if table:
+        names = [p["peer"] for p in table]
+        colors = ["tab:blue"] + ["tab:grey"] * (len(table) - 1)
+        ax[2][0].bar(names, [p["resources_per_second"] for p in table], color=colors)
+        ax[2][0].set(title=f"converged per second ({table[0]['resources']} resources each, same control plane)",
+                     ylabel="resources/s")
+        width = 0.4
+        xs = range(len(table))
+        ax[2][1].bar([x - width / 2 for x in xs], [p["cpu_ms_per_resource"] for p in table], width,
+                     label="operator CPU ms per resource", color="tab:orange")
+        ax[2][1].bar([x + width / 2 for x in xs], [p["rss_mb_after"] for p in table], width,
+                     label="RSS MB after", color="tab:purple")
+        ax[2][1].set_xticks(list(xs), names)
+        ax[2][1].set(title="cost per resource and memory")
+        ax[2][1].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -844,6 +909,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"burst {args.n}+{args.n}")
             res["burst"] = burst(world, args.n)
             log(f"  {dict((k, v) for k, v in res['burst'].items() if k != 'completion_curve_s')}")
+            if args.target == "real" and args.peers != "none":
+                res["peers"] = run_peers(world, args, res["ceiling"]["creates_per_second"])
             for i, target in enumerate(rest):
                 log(f"fill to {target}")
                 f = fill(world, target, f"f{i}")
@@ -866,6 +933,10 @@ def main(argv: list[str] | None = None) -> int:
     b = res["burst"]
     res["burst_fraction_of_ceiling"] = b["resources_per_second"] * b["writes_per_resource"] / \
         res["ceiling"]["creates_per_second"]
+    if "peers" in res:
+        from peers import sparkbook_row
+
+        res["peers_table"] = [sparkbook_row(res), *res["peers"]]
     res["targets"] = targets(res)
     print(report(res))
     name = ("real" if args.target == "real" else "results") + ("-quick" if args.quick else "")

@@ -112,6 +112,7 @@ class RequestRecord:
     content_type: str | None = None
     user_agent: str | None = None
     status: int | None = None
+    user: str | None = None  # who sent it (a real API server's audit log; the emulator has one user)
     query: dict[str, str] = dataclasses.field(default_factory=dict)
     at: float = dataclasses.field(default_factory=time.monotonic)  # when it arrived
 
