@@ -16,7 +16,7 @@ class Settings(BaseModel):
     """Image of notebook servers when a NotebookServer names none."""
     namespaces: list[str] = Field(default_factory=list)
     """Namespaces to watch; empty means the whole cluster."""
-    workers: int = 4
+    workers: int = 16
     """Reconciles that may run at once."""
     resync_seconds: float = 300.0
     """Every resource is reconciled at least this often, even without events."""
