@@ -433,6 +433,7 @@ def run_peer(world: Any, make: Callable[[], Peer], count: int, ceiling: float, i
             requests_per_resource=sum(verbs.values()) / count,
             requests_per_resource_by_verb={k: v / count for k, v in sorted(verbs.items())},
             cpu_seconds=cpu1 - cpu0, cpu_ms_per_resource=1000 * (cpu1 - cpu0) / count,
+            cpu_ms_per_write=1000 * (cpu1 - cpu0) / max(1, len(writes)),
             rss_mb_after=rss / 2**20,
             control_plane_cpu_seconds={k: cp1[k] - cp0.get(k, 0.0) for k in sorted(cp1)},
         )
@@ -488,6 +489,7 @@ def sparkbook_row(res: dict[str, Any]) -> dict[str, Any]:
             "writes_per_resource": b["writes_per_resource"],
             "requests_per_resource": sum(b["requests_per_resource_by_verb"].values()),
             "cpu_ms_per_resource": 1000 * b["cpu_seconds"] / total,
+            "cpu_ms_per_write": 1000 * b["cpu_seconds"] / max(1, b["writes"]),
             "rss_mb_base": res["base"]["rss_mb"], "rss_mb_after": b["rss_mb_after"],
             "fraction_of_ceiling": res["burst_fraction_of_ceiling"],
             "idle_after": {"seconds": st["seconds"], "resources": st["resources"],

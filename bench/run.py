@@ -49,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--churn-seconds", type=float, help="executor churn window (default 120; 30 quick)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="where results.json and results.png go")
     p.add_argument("--profile", action="store_true", help="record the operator with py-spy (needs py-spy)")
+    p.add_argument("--table", type=Path, metavar="RESULTS_JSON",
+                   help="print the README's Performance tables (Markdown) from a results file, and exit")
     p.add_argument("--peers", default="all",
                    help="real target: the peers to run after the burst, comma-separated (spark-operator, "
                         "dask-kubernetes), 'all' (default) or 'none'")
@@ -729,6 +731,58 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     return rows
 
 
+def markdown(res: dict[str, Any]) -> str:
+    """The README's Performance tables, from a results file (`bench/run.py --table FILE`)."""
+    b, ce, lv = res["burst"], res["ceiling"], res["levels"]
+    bd = b.get("breakdown") or {}
+    out = ["| Figure | Measured | Target | |", "|---|---|---|---|"]
+
+    def row(name: str, value: str, target: str = "", verdict: bool | None = None) -> None:
+        out.append(f"| {name} | {value} | {target} | {'' if verdict is None else ('PASS' if verdict else 'MISS')} |")
+
+    row("ceiling: ConfigMap creates/s, one client, 1 / 16 in flight",
+        f"{ce['sequential_per_second']:.0f} / {ce['concurrent16_per_second']:.0f}")
+    row(f"burst {b['n_each']:,} + {b['n_each']:,}: all children and a status",
+        f"{b['seconds']:.1f} s, {b['resources_per_second']:.1f} resources/s, {b['writes_per_resource']:.1f} writes each")
+    if bd:
+        cp = ", ".join(f"{k.removesuffix('_cpu_seconds')} {v:.0f}" for k, v in bd.items()
+                       if k.endswith("_cpu_seconds") and k != "operator_cpu_seconds")
+        row("where the burst's time went",
+            f"operator {bd['operator_cpu_seconds']:.1f} CPU s ({bd['operator_cpu_fraction_of_one_core']:.0%} of a core); "
+            f"API answers {bd['api_mean_ms'] or 0:.0f} ms mean, {bd['api_requests_in_flight_mean'] or 0:.1f} in flight; "
+            f"queue wait {bd['queue_wait_mean_ms'] or 0:.0f} ms mean; control plane CPU s: {cp}")
+    for name, value, target, verdict in res["targets"]:
+        row(name, value, target, verdict)
+    st, rs, c = res["steady"], res["restart"], res["churn"]
+    row(f"steady state {st['seconds']:.0f} s with {st['resources']:,} present",
+        f"{sum(st['requests_by_verb'].values())} requests "
+        f"({', '.join(f'{k} {v}' for k, v in st['requests_by_verb'].items()) or 'none'}), {st['writes']} writes")
+    row(f"restart with {rs['resources']:,} present: requests", ", ".join(f"{k} {v}" for k, v in rs["requests_by_verb"].items()))
+    row(f"executor churn, {c['pods_per_minute']:.0f} pods/min on {c['sessions']} sessions",
+        f"{c['lists']} LISTs, {c['status_writes_per_session_per_minute']:.1f} status writes per session per minute")
+    for level in lv:
+        p = level["probe"]["children_ms"]
+        row(f"creation -> all children, {level['probe']['probes']} probes at "
+            f"{level['probe']['rate_per_second']:.0f}/s, {level['level']:,} present",
+            f"p50 {p['p50']:.0f} ms, p99 {p['p99']:.0f} ms (max {p['max']:.0f})")
+    table = res.get("peers_table") or []
+    if table:
+        out += ["", "| Operator (same control plane, same run) | Resources | Converged in | Resources/s | Writes / resource "
+                "| Requests / resource | CPU ms / resource | CPU ms / write | RSS MB before / after | Requests/min idle |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for p in table:
+            if not p.get("ran"):
+                out.append(f"| {p.get('title', p['peer'])} | did not run: {p.get('reason')} | | | | | | | | |")
+                continue
+            idle = p.get("idle_after", {}).get("requests_per_minute")
+            out.append(f"| {p.get('title', p['peer'])} | {p['converged']:,} / {p['resources']:,} {p['kind']} "
+                       f"| {p['seconds']:.1f} s | {p['resources_per_second']:.1f} | {p['writes_per_resource']:.2f} "
+                       f"| {p['requests_per_resource']:.2f} | {p['cpu_ms_per_resource']:.1f} "
+                       f"| {p.get('cpu_ms_per_write', float('nan')):.2f} | {p['rss_mb_base']:.0f} / {p['rss_mb_after']:.0f} "
+                       f"| {'-' if idle is None else f'{idle:.1f}'} |")
+    return "\n".join(out)
+
+
 def report(res: dict[str, Any]) -> str:
     ce, b = res["ceiling"], res["burst"]
     lines = ["", f"Sparkbook benchmark, target {res.get('target', 'emulator')}" + (" (--quick)" if res["quick"] else ""),
@@ -791,7 +845,7 @@ def report(res: dict[str, Any]) -> str:
         lines.append("-" * 96)
         lines.append("Side by side, same control plane, same run (each at its shipped defaults)")
         lines.append(f"{'operator':<18} {'resources':>9} {'seconds':>8} {'res/s':>7} {'writes/r':>8} {'req/r':>6} "
-                     f"{'CPU ms/r':>8} {'RSS MB':>11} {'idle req/min':>12}")
+                     f"{'CPU ms/r':>8} {'ms/write':>8} {'RSS MB':>11} {'idle req/min':>12}")
         for p in res["peers_table"]:
             if not p.get("ran"):
                 lines.append(f"{p['peer']:<18} did not run: {p.get('reason')}")
@@ -800,6 +854,7 @@ def report(res: dict[str, Any]) -> str:
             lines.append(f"{p['peer']:<18} {p['converged']:>4}/{p['resources']:<4} {p['seconds']:>8.1f} "
                          f"{p['resources_per_second']:>7.1f} {p['writes_per_resource']:>8.2f} "
                          f"{p['requests_per_resource']:>6.2f} {p['cpu_ms_per_resource']:>8.1f} "
+                         f"{p.get('cpu_ms_per_write', float('nan')):>8.2f} "
                          f"{p['rss_mb_base']:>5.0f}/{p['rss_mb_after']:<5.0f} "
                          f"{'-' if idle is None else f'{idle:.1f}':>12}")
     lines.append("-" * 96)
@@ -872,6 +927,9 @@ def plot(res: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return 0
     global _SETTINGS
     from sparkbook.settings import Settings
 
