@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -21,37 +20,21 @@ from typing import Any
 
 import aiohttp
 
-from sparkbook.kube import PLURALS, plural_path
+from sparkbook.kube import PLURALS, connection_from_environment, plural_path
 
 HEADERS = {"User-Agent": "sparkbook-bench-load", "Authorization": "Bearer emulator-token",
            "Content-Type": "application/json", "Accept": "application/json"}
-
-
-def connection_from_kubeconfig(path: str) -> tuple[str, ssl.SSLContext, dict[str, str]]:
-    """(server URL, TLS context, auth headers) of the current context of a kubeconfig written by
-    sparkbook.testing.cluster.write_kubeconfig: file paths for CA and client certificate, or a token."""
-    with open(path) as f:
-        config = json.load(f)
-    current = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == current["cluster"])
-    user = next(u["user"] for u in config["users"] if u["name"] == current["user"])
-    context = ssl.create_default_context(cafile=cluster["certificate-authority"])
-    headers = {}
-    if user.get("token"):
-        headers["Authorization"] = f"Bearer {user['token']}"
-    else:
-        context.load_cert_chain(user["client-certificate"], user["client-key"])
-    return cluster["server"].rstrip("/"), context, headers
 
 
 async def post_all(target: str, objects: Iterator[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     count = errors = 0
     headers = dict(HEADERS)
     if os.path.isfile(target):
-        url, context, auth = connection_from_kubeconfig(target)
+        connection = connection_from_environment({"KUBECONFIG": target})
+        url = connection.server
         headers.pop("Authorization")
-        headers.update(auth)
-        connector = aiohttp.TCPConnector(limit=concurrency, ssl=context)
+        headers.update(connection.headers)
+        connector = aiohttp.TCPConnector(limit=concurrency, ssl=connection.ssl)
     else:
         url = target
         connector = aiohttp.TCPConnector(limit=concurrency)

@@ -21,10 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from load import connection_from_kubeconfig
 from run import API, NAMESPACES, ROOT, TOP, World, log
 
-from sparkbook.kube import PLURALS, ApiError, Connection, Gone, Kube
+from sparkbook.kube import PLURALS, ApiError, Gone, Kube, connection_from_environment
 from sparkbook.testing.cluster import Cluster
 from sparkbook.testing.emulator import WRITE_VERBS, RequestRecord
 
@@ -104,8 +103,7 @@ class RealWorld(World):
         self.proc = None
         self.pyspy = None
         self.present = []
-        server, context, headers = connection_from_kubeconfig(str(self.kubeconfig))
-        self.connection = Connection(server=server, headers=headers, ssl=context)
+        self.connection = connection_from_environment({"KUBECONFIG": str(self.kubeconfig)})
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="bench-watches")
         self._thread.start()

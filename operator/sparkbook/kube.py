@@ -1,4 +1,5 @@
-"""The only module that talks to the Kubernetes API server.
+"""The only module that talks to the Kubernetes API server, and the one that knows how to reach
+it: the pod's service account, else the kubeconfig (`connection_from_environment`).
 
 A small asyncio client over aiohttp: server-side apply with one field manager, create-only
 for things that must never be rewritten, deletes with UID preconditions, status patches and
@@ -16,18 +17,24 @@ without APF the bucket stays. An explicit SPARKBOOK_API_QPS always applies.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
 import random
 import ssl
+import subprocess
+import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from sparkbook import names
 from sparkbook.util import now_rfc3339
@@ -114,44 +121,287 @@ class TokenBucket:
                 await self.sleep((1 - self.tokens) / self.qps)
 
 
+# --- where the API server is and who we are ---------------------------------------------------
+# Our own reader of the in-cluster service account and of kubeconfig files: the `kubernetes`
+# client did this before, and loading it (its models, requests, oauthlib, urllib3...) was some
+# 30 MB of the operator's resident memory at rest (bench/memory.py), for reading a few files.
+
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_REREAD_SECONDS = 60.0  # how stale a token read from a file may be (client-go: one minute)
+EXEC_EXPIRY_MARGIN_SECONDS = 30.0  # an exec plugin's token is asked for again this long before it expires
+
+
+class ConfigError(Exception):
+    """No way to reach the API server: not in a cluster, and no usable kubeconfig."""
+
+
+class TokenFile:
+    """A bearer token kept in a file, read again once a minute: bound service-account tokens
+    rotate (the kubelet rewrites the projected file well before they expire), as may a
+    kubeconfig's tokenFile."""
+
+    def __init__(self, path: str, *, period: float = TOKEN_REREAD_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.path, self.period, self.clock = path, period, clock
+        self._value: str | None = None
+        self._stamp = 0.0
+
+    def token(self) -> str:
+        now = self.clock()
+        if self._value is None or now - self._stamp >= self.period:
+            with open(self.path) as f:
+                self._value = f.read().strip()
+            self._stamp = now
+        return self._value
+
+
+class ExecPlugin:
+    """A kubeconfig `exec` user (aws eks get-token, gke-gcloud-auth-plugin, kubelogin...): the
+    command prints an ExecCredential, whose token is kept until its expirationTimestamp. It runs
+    in the caller's thread: once per token lifetime, the event loop waits for it."""
+
+    def __init__(self, spec: dict[str, Any], *, base: Path, server: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        command = str(spec.get("command") or "")
+        if not command:
+            raise ConfigError("a kubeconfig exec user has no command")
+        # As client-go: a command with a slash in it is a path, relative to the kubeconfig.
+        self.command = str(base / command) if "/" in command and not os.path.isabs(command) else command
+        self.args = [str(a) for a in spec.get("args") or []]
+        self.env = {str(e["name"]): str(e["value"]) for e in spec.get("env") or []}
+        self.api_version = str(spec.get("apiVersion") or "client.authentication.k8s.io/v1")
+        self.cluster = {"server": server} if spec.get("provideClusterInfo") else None
+        self.clock = clock
+        self._status: dict[str, Any] | None = None
+        self._expires = 0.0
+
+    def status(self) -> dict[str, Any]:
+        """The ExecCredential's status, run again when what it said last has (nearly) expired."""
+        if self._status is None or self.clock() >= self._expires - EXEC_EXPIRY_MARGIN_SECONDS:
+            spec: dict[str, Any] = {"interactive": False}
+            if self.cluster is not None:
+                spec["cluster"] = self.cluster
+            info = json.dumps({"apiVersion": self.api_version, "kind": "ExecCredential", "spec": spec})
+            try:
+                out = subprocess.run([self.command, *self.args], env={**os.environ, **self.env,
+                                     "KUBERNETES_EXEC_INFO": info}, stdin=subprocess.DEVNULL,
+                                     capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise ConfigError(f"the kubeconfig's exec plugin {self.command!r} did not run: {e}") from e
+            if out.returncode != 0:
+                raise ConfigError(f"the kubeconfig's exec plugin {self.command!r} failed "
+                                  f"({out.returncode}): {out.stderr.strip()[-500:]}")
+            try:
+                status = json.loads(out.stdout)["status"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ConfigError(f"the kubeconfig's exec plugin {self.command!r} printed no ExecCredential") from e
+            expiry = status.get("expirationTimestamp")
+            self._expires = _rfc3339_seconds(expiry) if expiry else float("inf")
+            self._status = status
+        return self._status
+
+    def token(self) -> str:
+        return str(self.status().get("token") or "")
+
+
+def _rfc3339_seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Credentials:
+    """What the in-cluster environment or a kubeconfig's current context says, file paths
+    resolved and data fields decoded (PEM text)."""
+
+    server: str
+    ca_file: str | None = None
+    ca_data: str | None = None
+    insecure: bool = False
+    cert_file: str | None = None
+    cert_data: str | None = None
+    key_file: str | None = None
+    key_data: str | None = None
+    token: str | None = None  # a fixed one
+    token_file: TokenFile | None = None
+    exec_plugin: ExecPlugin | None = None
+    username: str | None = None
+    password: str | None = None
+    namespace: str | None = None
+
+    @property
+    def bearer(self) -> TokenFile | ExecPlugin | None:
+        """Where a token that changes comes from, if it does."""
+        return self.exec_plugin or self.token_file
+
+    def bearer_token(self) -> str | None:
+        return self.bearer.token() if self.bearer is not None else self.token
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if not self.server.startswith("https:"):
+            return True
+        # No CA named: the system's roots, as the client did.
+        context = ssl.create_default_context(cafile=self.ca_file, cadata=self.ca_data)
+        if self.insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file or self.cert_data:
+            # The ssl module loads certificates from files only: data fields go through a private
+            # directory that is gone once they are loaded.
+            with tempfile.TemporaryDirectory(prefix="sparkbook-tls-") as tmp:
+                cert, key = self.cert_file, self.key_file
+                if cert is None:
+                    cert = _write_private(Path(tmp) / "client.crt", str(self.cert_data))
+                if key is None and self.key_data:
+                    key = _write_private(Path(tmp) / "client.key", self.key_data)
+                context.load_cert_chain(cert, key)
+        return context
+
+    def connection(self) -> Connection:
+        headers: dict[str, str] = {}
+        if self.bearer is None and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        elif self.bearer is None and self.username and self.password:
+            basic = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        return Connection(server=self.server, headers=headers, ssl=self.ssl_context(), bearer=self.bearer)
+
+
+def _write_private(path: Path, text: str) -> str:
+    path.touch(mode=0o600)
+    path.write_text(text)
+    return str(path)
+
+
 @dataclass
 class Connection:
     server: str
     headers: dict[str, str] = field(default_factory=dict)
     ssl: ssl.SSLContext | bool = True
-    token_file: str | None = None
+    bearer: TokenFile | ExecPlugin | None = None  # a token asked for again on every request (it caches)
 
 
-def connection_from_environment() -> Connection:
-    """In-cluster service account, else the kubeconfig (KUBECONFIG or ~/.kube/config)."""
-    from kubernetes import client, config  # imported late: it reads KUBECONFIG when imported
+def in_cluster_credentials(environ: Mapping[str, str], directory: str = SERVICE_ACCOUNT_DIR) -> Credentials:
+    """The pod's service account: the API server's Service from the environment, token, CA and
+    namespace from the files the kubelet mounts."""
+    host, port = environ.get("KUBERNETES_SERVICE_HOST", ""), environ.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise ConfigError("in a cluster, but KUBERNETES_SERVICE_HOST or KUBERNETES_SERVICE_PORT is not set")
+    token = os.path.join(directory, "token")
+    if not os.path.isfile(token):
+        raise ConfigError(f"in a cluster, but there is no service-account token at {token} "
+                          "(automountServiceAccountToken: false?)")
+    ca = os.path.join(directory, "ca.crt")
+    namespace = None
+    with suppress(OSError):
+        with open(os.path.join(directory, "namespace")) as f:
+            namespace = f.read().strip() or None
+    return Credentials(server=f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}",
+                       ca_file=ca if os.path.isfile(ca) else None, token_file=TokenFile(token), namespace=namespace)
 
-    cfg = client.Configuration()
-    token_file = None
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config(client_configuration=cfg)
-        token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    else:
-        config.load_kube_config(client_configuration=cfg)
-    # The client's own view of its credentials: a kubeconfig token (or an exec/OIDC plugin's) is
-    # under the key "BearerToken" in kubernetes>=30, not "authorization" (a token kubeconfig sent
-    # nothing until the real API server answered as system:anonymous).
-    headers = {
-        setting["key"].title(): setting["value"]
-        for setting in cfg.auth_settings().values()
-        if setting.get("in") == "header" and setting.get("value")
-    }
-    context: ssl.SSLContext | bool = True
-    if cfg.host.startswith("https"):
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert) if cfg.ssl_ca_cert else ssl.create_default_context()
-        if not cfg.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if cfg.cert_file:
-            context.load_cert_chain(cfg.cert_file, cfg.key_file)
-    if cfg.username and cfg.password:
-        headers["Authorization"] = aiohttp.BasicAuth(cfg.username, cfg.password).encode()
-    return Connection(server=cfg.host.rstrip("/"), headers=headers, ssl=context, token_file=token_file)
+
+def kubeconfig_paths(environ: Mapping[str, str]) -> list[str]:
+    if environ.get("KUBECONFIG"):
+        return [p for p in environ["KUBECONFIG"].split(os.pathsep) if p]
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return [os.path.join(home, ".kube", "config")]
+
+
+def kubeconfig_credentials(paths: Sequence[str], context: str | None = None) -> Credentials:
+    """The current context of one or more kubeconfig files, merged as kubectl does: the first file
+    to set current-context, or to name a cluster, user or context, wins; files that do not exist
+    are skipped; relative paths are relative to the file that holds them."""
+    current = context
+    named: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {"clusters": {}, "users": {}, "contexts": {}}
+    found = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                config = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            continue
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read the kubeconfig {path}: {e}") from e
+        found.append(path)
+        base = Path(path).resolve().parent
+        current = current or config.get("current-context") or None
+        for section, key in (("clusters", "cluster"), ("users", "user"), ("contexts", "context")):
+            for entry in config.get(section) or []:
+                if entry.get("name") is not None and entry["name"] not in named[section]:
+                    named[section][entry["name"]] = (entry.get(key) or {}, base)
+    if not found:
+        raise ConfigError(f"no kubeconfig: {os.pathsep.join(paths)} does not exist")
+    if not current:
+        raise ConfigError(f"the kubeconfig ({os.pathsep.join(found)}) has no current-context")
+    if current not in named["contexts"]:
+        raise ConfigError(f"the kubeconfig ({os.pathsep.join(found)}) has no context {current!r}")
+    ctx, _ = named["contexts"][current]
+    if ctx.get("cluster") not in named["clusters"]:
+        raise ConfigError(f"the kubeconfig's context {current!r} names no known cluster")
+    cluster, cluster_base = named["clusters"][ctx["cluster"]]
+    user, user_base = named["users"].get(ctx.get("user"), ({}, cluster_base))  # no user: anonymous
+    server = str(cluster.get("server") or "").rstrip("/")
+    if not server:
+        raise ConfigError(f"the kubeconfig's cluster {ctx['cluster']!r} has no server")
+
+    def file(entry: dict[str, Any], key: str, base: Path) -> str | None:
+        return str(base / os.path.expanduser(entry[key])) if entry.get(key) else None
+
+    def data(entry: dict[str, Any], key: str) -> str | None:
+        return base64.b64decode(entry[key]).decode() if entry.get(key) else None
+
+    creds = Credentials(
+        server=server,
+        ca_file=file(cluster, "certificate-authority", cluster_base),
+        ca_data=data(cluster, "certificate-authority-data"),
+        insecure=bool(cluster.get("insecure-skip-tls-verify")),
+        cert_file=file(user, "client-certificate", user_base),
+        cert_data=data(user, "client-certificate-data"),
+        key_file=file(user, "client-key", user_base),
+        key_data=data(user, "client-key-data"),
+        token=user.get("token") or None,
+        username=user.get("username") or None,
+        password=user.get("password") or None,
+        namespace=ctx.get("namespace") or None,
+    )
+    if creds.ca_file and creds.ca_data:
+        creds.ca_file = None  # both set: the data wins, as in client-go
+    if user.get("tokenFile"):
+        creds.token_file = TokenFile(str(file(user, "tokenFile", user_base)))
+    if user.get("exec"):
+        creds.exec_plugin = ExecPlugin(user["exec"], base=user_base, server=server)
+        status = creds.exec_plugin.status()  # now, so that a broken plugin stops the start
+        if status.get("clientCertificateData") and not status.get("token"):
+            creds.cert_file = creds.key_file = None
+            creds.cert_data, creds.key_data = status["clientCertificateData"], status.get("clientKeyData")
+            creds.exec_plugin = None  # a certificate is loaded once; only tokens are asked for again
+    if user.get("auth-provider"):
+        # kubectl's removed provider plugins (gcp, azure) or oidc: its id-token, not refreshed.
+        provider_config = user["auth-provider"].get("config") or {}
+        creds.token = creds.token or provider_config.get("id-token") or provider_config.get("access-token") or None
+    return creds
+
+
+def read_credentials(environ: Mapping[str, str] | None = None, *,
+                     service_account_dir: str = SERVICE_ACCOUNT_DIR) -> Credentials:
+    """In a pod (KUBERNETES_SERVICE_HOST set), its service account; else the kubeconfig
+    (KUBECONFIG, a list of files, or ~/.kube/config)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("KUBERNETES_SERVICE_HOST"):
+        return in_cluster_credentials(environ, service_account_dir)
+    paths = kubeconfig_paths(environ)
+    if not any(os.path.exists(p) for p in paths):
+        raise ConfigError("no Kubernetes API server to talk to: not in a cluster (KUBERNETES_SERVICE_HOST is not "
+                          f"set) and no kubeconfig ({os.pathsep.join(paths)} does not exist)")
+    return kubeconfig_credentials(paths)
+
+
+def connection_from_environment(environ: Mapping[str, str] | None = None, *,
+                                service_account_dir: str = SERVICE_ACCOUNT_DIR) -> Connection:
+    """How to reach the API server: the operator's, the spawner's and the benchmark's one way in
+    (`connection_from_environment({"KUBECONFIG": path})` for a given kubeconfig)."""
+    return read_credentials(environ, service_account_dir=service_account_dir).connection()
 
 
 class Kube:
@@ -177,7 +427,6 @@ class Kube:
         self.session: aiohttp.ClientSession | None = None
         self.requests: Counter[tuple[str, str]] = Counter()  # (method, kind of call) -> count
         self.observe_latency: Callable[[str, float], None] | None = None  # (method, seconds) of each attempt
-        self._token: tuple[float, str] | None = None
 
     async def __aenter__(self) -> "Kube":
         self.session = aiohttp.ClientSession(
@@ -193,13 +442,8 @@ class Kube:
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": self.user_agent, **self.connection.headers}
-        if self.connection.token_file:  # projected tokens rotate: re-read them now and then
-            stamp, token = self._token or (0.0, "")
-            if time.monotonic() - stamp > 60:
-                with open(self.connection.token_file) as f:
-                    token = f.read().strip()
-                self._token = (time.monotonic(), token)
-            headers["Authorization"] = f"Bearer {token}"
+        if self.connection.bearer is not None:  # a token that rotates: its source caches it
+            headers["Authorization"] = f"Bearer {self.connection.bearer.token()}"
         if content_type:
             headers["Content-Type"] = content_type
         return headers
