@@ -251,6 +251,27 @@ def _run(code: str, **env: str) -> str:
     return out.stdout.strip()
 
 
+def test_the_operator_does_not_load_the_kubernetes_client(tmp_path: Path) -> None:
+    # What `sparkbook run` imports before kopf starts (sparkbook.cli, then sparkbook.handlers, which
+    # keeps kopf from importing the client even when it is installed), and the connection it reads.
+    code = ("import sys\n"
+            "import sparkbook.cli, sparkbook.handlers\n"
+            "from sparkbook.kube import connection_from_environment\n"
+            "connection_from_environment()\n"
+            "print(sorted(m for m, v in sys.modules.items() if v is not None and m.split('.')[0] == 'kubernetes'))\n")
+    assert _run(code, KUBECONFIG=str(kubeconfig(tmp_path / "config", user={"token": "t"}))) == "[]"
+
+
+def test_kopf_logs_in_with_the_same_credentials(tmp_path: Path) -> None:
+    # In a subprocess: importing sparkbook.handlers keeps this process from importing `kubernetes`.
+    code = ("import json, sparkbook.handlers as h\n"
+            "info = h.login()\n"
+            "print(json.dumps([info.server, info.as_http_headers(), info.default_namespace]))\n")
+    path = kubeconfig(tmp_path / "config", user={"token": "abc"}, namespace="ns1")
+    assert json.loads(_run(code, KUBECONFIG=str(path))) == ["http://127.0.0.1:1", {"Authorization": "Bearer abc"},
+                                                            "ns1"]
+
+
 # The `kubernetes` client's own reading of the same kubeconfigs, as connection_from_environment did
 # before: what it sends and which TLS files it uses must be what ours does.
 ORACLE = """

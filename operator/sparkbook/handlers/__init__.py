@@ -7,14 +7,26 @@ import asyncio
 import json
 import logging
 import os
+import sys
 from typing import Any
 
-import kopf
+# kopf imports the `kubernetes` client whenever it is installed (kopf/_cogs/helpers/thirdparty.py
+# and the default login handlers, through piggybacking.has_client()), to recognise that client's
+# model objects in kopf.adopt() & co. and to log in with its config loader. This operator passes
+# kopf plain dicts and logs kopf in itself (login() below), so that import would only cost some
+# 30 MB of resident memory (bench/memory.py). A None in sys.modules is Python's own way to make an import fail with
+# ImportError, which kopf expects when the client is absent; it only applies when nothing in this
+# process has imported the client already, and only to this process (sparkbook.handlers is the
+# operator's module: `sparkbook run` imports it, nothing else does).
+if "kubernetes" not in sys.modules:
+    sys.modules["kubernetes"] = None  # type: ignore[assignment]
+
+import kopf  # after the guard above
 
 from sparkbook import metrics, names
 from sparkbook.controller import Controller
 from sparkbook.informer import Caches
-from sparkbook.kube import Kube, connection_from_environment
+from sparkbook.kube import Kube, connection_from_environment, read_credentials
 from sparkbook.leader import LeaderElector
 from sparkbook.settings import Settings
 
@@ -91,6 +103,29 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     else:
         await controller.start()
     log.info("sparkbook operator started: %d workers, spark image %s", config.workers, config.spark_image)
+
+
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's own credentials, from the same reading as ours (its fallbacks would read the
+    kubeconfig on their own, without exec plugins or KUBECONFIG lists)."""
+    creds = read_credentials()
+    token = creds.bearer_token()
+    return kopf.ConnectionInfo(
+        server=creds.server,
+        ca_path=creds.ca_file,
+        ca_data=creds.ca_data,
+        insecure=creds.insecure or None,
+        username=creds.username,
+        password=creds.password,
+        scheme="Bearer" if token else None,
+        token=token,
+        certificate_path=creds.cert_file,
+        certificate_data=creds.cert_data,
+        private_key_path=creds.key_file,
+        private_key_data=creds.key_data,
+        default_namespace=creds.namespace,
+    )
 
 
 @kopf.on.cleanup()
