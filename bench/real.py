@@ -24,7 +24,7 @@ from typing import Any
 from run import API, NAMESPACES, ROOT, TOP, World, log
 
 from sparkbook.kube import PLURALS, ApiError, Gone, Kube, connection_from_environment
-from sparkbook.testing.cluster import Cluster
+from sparkbook.testing.cluster import NODES, Cluster, base_objects
 from sparkbook.testing.emulator import WRITE_VERBS, RequestRecord
 
 # Everything the benchmark's resources make, and they themselves: (apiVersion, plural, kind).
@@ -86,7 +86,7 @@ class AuditTail:
 class RealWorld(World):
     """World (bench/run.py) on a real control plane."""
 
-    def __init__(self, workdir: Path) -> None:  # noqa: D107 - World's own setup is the emulator's
+    def __init__(self, workdir: Path, nodes: int = 8) -> None:  # noqa: D107 - World's own setup is the emulator's
         from run import Tracker
 
         self.tracker = Tracker()
@@ -112,6 +112,17 @@ class RealWorld(World):
         self._watch_tasks = [asyncio.run_coroutine_threadsafe(self._watch(*w), self.loop) for w in WATCHED]
         for ns in NAMESPACES + ["bench-ceiling"]:
             self.create_namespace(ns)
+        # Room for every pod the run makes (KWOK gives a node 1k CPUs and 1Ti of memory; a
+        # notebook asks 4Gi): the first full run had 2,485 pods Pending after the burst, and the
+        # scheduler retried them for 97 CPU s of the burst's 284 s.
+        template = next(o for o in base_objects() if o["kind"] == "Node")
+        more = []
+        for i in range(len(NODES), nodes):
+            node = json.loads(json.dumps(template))
+            node["metadata"]["name"] = node["metadata"]["labels"]["kubernetes.io/hostname"] = f"kwok-node-{i}"
+            more.append(node)
+        if more:
+            self.cluster.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": more}))
         # Pods go to KWOK's nodes only once they are Ready.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

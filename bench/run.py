@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="record the operator with py-spy (needs py-spy)")
     p.add_argument("--table", type=Path, metavar="RESULTS_JSON",
                    help="print the README's Performance tables (Markdown) from a results file, and exit")
+    p.add_argument("--peer-deadline", type=float, default=600.0,
+                   help="seconds a peer gets to converge its resources (default 600); the rest count as not converged")
     p.add_argument("--peers", default="all",
                    help="real target: the peers to run after the burst, comma-separated (spark-operator, "
                         "dask-kubernetes), 'all' (default) or 'none'")
@@ -646,7 +648,7 @@ def run_peers(world: World, args: argparse.Namespace, ceiling: float) -> list[di
         if wanted is not None and peer_key not in wanted:
             continue
         log(f"peer {peer_key}: {2 * args.n} resources")
-        r = run_peer(world, make, 2 * args.n, ceiling, idle_seconds=30.0 if args.quick else 60.0)
+        r = run_peer(world, make, 2 * args.n, ceiling, idle_seconds=30.0, deadline_seconds=args.peer_deadline)
         log(f"  {r}")
         out.append(r)
     return out
@@ -941,7 +943,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.target == "real":
             from real import RealWorld
 
-            world: World = RealWorld(Path(tmp))
+            # ~1 TiB of pod requests per 300 resources, the peers' included
+            world: World = RealWorld(Path(tmp), nodes=8 if args.quick else 48)
         else:
             world = World(Path(tmp))
         try:
