@@ -733,6 +733,15 @@ def targets(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     return rows
 
 
+def peer_cells(p: dict[str, Any]) -> list[str]:
+    """One operator's figures in the side-by-side table, for the terminal and the README alike."""
+    idle = p.get("idle_after", {}).get("requests_per_minute")
+    return [f"{p['seconds']:.1f} s", f"{p['resources_per_second']:.1f}", f"{p['writes_per_resource']:.2f}",
+            f"{p['requests_per_resource']:.2f}", f"{p['cpu_ms_per_resource']:.1f}",
+            f"{p.get('cpu_ms_per_write', float('nan')):.2f}", f"{p['rss_mb_base']:.0f} / {p['rss_mb_after']:.0f}",
+            "-" if idle is None else f"{idle:.1f}"]
+
+
 def markdown(res: dict[str, Any]) -> str:
     """The README's Performance tables, from a results file (`bench/run.py --table FILE`)."""
     b, ce, lv = res["burst"], res["ceiling"], res["levels"]
@@ -776,12 +785,8 @@ def markdown(res: dict[str, Any]) -> str:
             if not p.get("ran"):
                 out.append(f"| {p.get('title', p['peer'])} | did not run: {p.get('reason')} | | | | | | | | |")
                 continue
-            idle = p.get("idle_after", {}).get("requests_per_minute")
-            out.append(f"| {p.get('title', p['peer'])} | {p['converged']:,} / {p['resources']:,} {p['kind']} "
-                       f"| {p['seconds']:.1f} s | {p['resources_per_second']:.1f} | {p['writes_per_resource']:.2f} "
-                       f"| {p['requests_per_resource']:.2f} | {p['cpu_ms_per_resource']:.1f} "
-                       f"| {p.get('cpu_ms_per_write', float('nan')):.2f} | {p['rss_mb_base']:.0f} / {p['rss_mb_after']:.0f} "
-                       f"| {'-' if idle is None else f'{idle:.1f}'} |")
+            out.append("| " + " | ".join([p.get("title", p["peer"]), f"{p['converged']:,} / {p['resources']:,} {p['kind']}",
+                                          *peer_cells(p)]) + " |")
     return "\n".join(out)
 
 
@@ -852,13 +857,9 @@ def report(res: dict[str, Any]) -> str:
             if not p.get("ran"):
                 lines.append(f"{p['peer']:<18} did not run: {p.get('reason')}")
                 continue
-            idle = p.get("idle_after", {}).get("requests_per_minute")
-            lines.append(f"{p['peer']:<18} {p['converged']:>4}/{p['resources']:<4} {p['seconds']:>8.1f} "
-                         f"{p['resources_per_second']:>7.1f} {p['writes_per_resource']:>8.2f} "
-                         f"{p['requests_per_resource']:>6.2f} {p['cpu_ms_per_resource']:>8.1f} "
-                         f"{p.get('cpu_ms_per_write', float('nan')):>8.2f} "
-                         f"{p['rss_mb_base']:>5.0f}/{p['rss_mb_after']:<5.0f} "
-                         f"{'-' if idle is None else f'{idle:.1f}':>12}")
+            widths = (8, 7, 8, 6, 8, 8, 11, 12)
+            lines.append(f"{p['peer']:<18} {p['converged']:>4}/{p['resources']:<4} "
+                         + " ".join(f"{c.removesuffix(' s'):>{w}}" for c, w in zip(peer_cells(p), widths)))
     lines.append("-" * 96)
     lines.append("Targets")
     for name, value, target, verdict in res["targets"]:
