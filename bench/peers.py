@@ -149,8 +149,7 @@ class SparkOperator(Peer):
             raise Unavailable(f"its CRDs are not in {crds}")
         for f in files:
             world.cluster.kubectl("apply", "--server-side", "-f", str(f))
-        world.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                              *(f"crd/{n}.sparkoperator.k8s.io" for n in names))
+        established(world, [f"{n}.sparkoperator.k8s.io" for n in names])
 
     def command(self, kubeconfig: Path) -> tuple[list[str], dict[str, str]]:
         # The chart's defaults (charts/spark-operator-chart values.yaml of this version): 10
@@ -219,8 +218,7 @@ class DaskOperator(Peer):
             raise Unavailable(f"its CRDs are not in {crds}")
         for f in files:
             world.cluster.kubectl("apply", "--server-side", "-f", str(f))
-        world.cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                              "crd/daskclusters.kubernetes.dask.org", "crd/daskworkergroups.kubernetes.dask.org")
+        established(world, ["daskclusters.kubernetes.dask.org", "daskworkergroups.kubernetes.dask.org"])
 
     def command(self, kubeconfig: Path) -> tuple[list[str], dict[str, str]]:
         # The image's `kopf run -m dask_kubernetes.operator` with the chart's `--all-namespaces`;
@@ -258,6 +256,20 @@ class DaskOperator(Peer):
 
     def ready(self, obj: dict[str, Any]) -> bool:
         return (obj.get("status") or {}).get("phase") == "Running"
+
+
+def established(world: Any, crds: list[str], timeout: float = 120) -> None:
+    """Until the CRDs are Established. Not `kubectl wait`: on a busy server it can read a CRD before
+    its first status and fail on the missing conditions (the first full run ended there)."""
+    deadline = time.monotonic() + timeout
+    path = '{.status.conditions[?(@.type=="Established")].status}'
+    while time.monotonic() < deadline:
+        states = [world.cluster.kubectl("get", f"crd/{c}", "-o", f"jsonpath={path}", check=False).stdout.strip()
+                  for c in crds]
+        if all(s == "True" for s in states):
+            return
+        time.sleep(1)
+    raise Unavailable(f"its CRDs were not Established within {timeout:.0f} s")
 
 
 PEERS: dict[str, Callable[[], Peer]] = {"spark-operator": SparkOperator, "dask-kubernetes": DaskOperator}
@@ -359,8 +371,8 @@ def run_peer(world: Any, make: Callable[[], Peer], count: int, ceiling: float, i
     try:
         out["version"] = peer.version()
         peer.prepare(world)
-    except (Unavailable, subprocess.CalledProcessError) as e:
-        out.update(ran=False, reason=str(e))
+    except Exception as e:  # noqa: BLE001 - whatever stops a peer is its result, not the run's end
+        out.update(ran=False, reason=f"{type(e).__name__}: {e}")
         log(f"  {peer.key} cannot run here: {e}")
         return out
     user = f"peer-{peer.key}"
