@@ -425,6 +425,7 @@ def run_peer(world: Any, make: Callable[[], Peer], count: int, ceiling: float, i
         while pending and time.monotonic() < deadline and proc.poll() is None:
             pending = [k for k in pending if watch.done_at(k) is None]
             time.sleep(0.5)
+        pending = [k for k in pending if watch.done_at(k) is None]  # the last ones may land in the last sleep
         # ...and the status a user waits for, a little longer (pods scheduled, started by KWOK)
         ready_deadline = time.monotonic() + (120 if not pending else 0)
         while time.monotonic() < ready_deadline and len(watch.ready) < count and proc.poll() is None:
