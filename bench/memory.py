@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from run import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR_SRC = ROOT / "operator"
 
@@ -260,13 +262,7 @@ def measure_running(env: dict[str, str], settle: float) -> dict[str, Any]:
                     "kubernetes": any(m.split(".")[0] == "kubernetes" for m in modules)}
         finally:
             for proc in (operator, emulator):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                stop_process(proc, timeout=10)
 
 
 def via(package: str, importer: dict[str, str]) -> str:

@@ -16,7 +16,6 @@ or run is reported with the reason, never dropped.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -29,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from run import log, verb_of
+from run import log, settle, stop_process, verb_of
 
-from sparkbook.kube import ApiError, Gone
 from sparkbook.testing.cluster import _openssl, cache_root, write_kubeconfig
 from sparkbook.testing.emulator import WRITE_VERBS
 
@@ -284,31 +282,12 @@ class PeerWatch:
         self.first_status: dict[Key, float] = {}
         self.ready: dict[Key, float] = {}
         kinds = [(peer.api_version, peer.plural, peer.kind), *peer.child_kinds]
-        self.tasks = [asyncio.run_coroutine_threadsafe(self._watch(*k), world.loop) for k in kinds]
+        self.tasks = [world.watch(*k, self._saw) for k in kinds]
 
-    async def _watch(self, api_version: str, plural: str, kind: str) -> None:
-        kube = self.world.kube
-        while True:
-            try:
-                page = await kube.list(api_version, plural, None, limit=5000)
-                rv = page["metadata"]["resourceVersion"]
-                for obj in page.get("items") or []:
-                    self._saw(kind, obj)
-                while True:
-                    async for event in kube.watch(api_version, plural, None, resource_version=rv, timeout_seconds=240):
-                        obj = event.get("object") or {}
-                        rv = obj.get("metadata", {}).get("resourceVersion", rv)
-                        if event.get("type") in ("ADDED", "MODIFIED"):
-                            self._saw(kind, obj)
-            except asyncio.CancelledError:
-                raise
-            except Gone:
-                continue
-            except (ApiError, OSError, asyncio.TimeoutError):
-                await asyncio.sleep(0.5)
-
-    def _saw(self, kind: str, obj: dict[str, Any]) -> None:
+    def _saw(self, kind: str, etype: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
+        if etype == "DELETED":
+            return
         if not (meta.get("namespace") or "").startswith(self.peer.prefix + "-"):
             return
         now = time.monotonic()
@@ -430,7 +409,7 @@ def run_peer(world: Any, make: Callable[[], Peer], count: int, ceiling: float, i
         ready_deadline = time.monotonic() + (120 if not pending else 0)
         while time.monotonic() < ready_deadline and len(watch.ready) < count and proc.poll() is None:
             time.sleep(0.5)
-        _settle(lambda: len(mine(since)), quiet=5.0, timeout=300)
+        settle(lambda: len(mine(since)), quiet=5.0, timeout=300)
         until = world.mark()
         cpu1, rss = _usage(proc)
         cp1 = world.control_plane_cpu()
@@ -473,27 +452,9 @@ def run_peer(world: Any, make: Callable[[], Peer], count: int, ceiling: float, i
         log(f"  {peer.key} did not run: {e}")
     finally:
         watch.close()
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         logfile.close()
     return out
-
-
-def _settle(count: Callable[[], int], quiet: float, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last, since = count(), time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        n = count()
-        if n != last:
-            last, since = n, time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
 
 
 def sparkbook_row(res: dict[str, Any]) -> dict[str, Any]:

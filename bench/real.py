@@ -15,10 +15,12 @@ The operator runs with the admin kubeconfig, as in the emulator run.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from run import API, NAMESPACES, ROOT, TOP, World, log
@@ -109,7 +111,7 @@ class RealWorld(World):
         self._thread.start()
         self.kube: Kube = self._call(self._open())
         self._statuses: dict[tuple[str, str, str], str] = {}
-        self._watch_tasks = [asyncio.run_coroutine_threadsafe(self._watch(*w), self.loop) for w in WATCHED]
+        self._watch_tasks = [self.watch(*w, self._saw) for w in WATCHED]
         for ns in NAMESPACES + ["bench-ceiling"]:
             self.create_namespace(ns)
         # Room for every pod the run makes (KWOK gives a node 1k CPUs and 1Ti of memory; a
@@ -147,21 +149,27 @@ class RealWorld(World):
     def _call(self, coro: Any, timeout: float = 600) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    async def _watch(self, api_version: str, plural: str, kind: str) -> None:
-        """List, then watch from there on; every event timestamped as it arrives."""
+    def watch(self, api_version: str, plural: str, kind: str,
+              saw: Callable[[str, str, dict[str, Any]], None]) -> concurrent.futures.Future[None]:
+        """List, then watch from there on, in this world's loop: `saw(kind, type, object)` for
+        every listed object (as ADDED) and event, as it arrives. Cancel the future to stop."""
+        return asyncio.run_coroutine_threadsafe(self._watch(api_version, plural, kind, saw), self.loop)
+
+    async def _watch(self, api_version: str, plural: str, kind: str,
+                     saw: Callable[[str, str, dict[str, Any]], None]) -> None:
         while True:
             try:
                 page = await self.kube.list(api_version, plural, None, limit=5000)
                 rv = page["metadata"]["resourceVersion"]
                 for obj in page.get("items") or []:
-                    self._saw(kind, "ADDED", obj)
+                    saw(kind, "ADDED", obj)
                 while True:
                     async for event in self.kube.watch(api_version, plural, None, resource_version=rv,
                                                        timeout_seconds=240):
                         obj = event.get("object") or {}
                         rv = obj.get("metadata", {}).get("resourceVersion", rv)
                         if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
-                            self._saw(kind, event["type"], obj)
+                            saw(kind, event["type"], obj)
             except asyncio.CancelledError:
                 raise
             except Gone:

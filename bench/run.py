@@ -165,6 +165,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL after `timeout` seconds: the operators' and the peers' way out."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def settle(count: Any, *, quiet: float, timeout: float) -> None:
+    """Until `count()` (requests seen so far) stays the same for `quiet` seconds."""
+    deadline = time.monotonic() + timeout
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        n = count()
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+
+
 def is_operator(record: Any) -> bool:
     ua = record.user_agent or ""
     return "sparkbook-operator" in ua or ua.startswith("kopf/")
@@ -269,13 +294,7 @@ class World:
     def stop_operator(self) -> None:
         if self.pyspy is not None:
             self.pyspy.send_signal(signal.SIGINT)
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.pyspy is not None:
             self.pyspy.wait(60)
             self.pyspy = None
@@ -368,16 +387,8 @@ class World:
         return done
 
     def settle(self, quiet: float = 3.0, timeout: float = 600) -> None:
-        """Until the operator sends nothing but watches for `quiet` seconds."""
-        deadline = time.monotonic() + timeout
-        last, since = len(self.operator_requests(0)), time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            n = len([r for r in self.operator_requests(0)])
-            if n != last:
-                last, since = n, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                return
+        """Until the operator sends nothing for `quiet` seconds."""
+        settle(lambda: len(self.operator_requests(0)), quiet=quiet, timeout=timeout)
 
     def close(self) -> None:
         self.stop_operator()
