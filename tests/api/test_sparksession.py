@@ -299,3 +299,45 @@ def test_operator_restart_writes_nothing(emulator, operator, kubectl, namespace)
              what="the new operator watching")
     assert settle(lambda: len(emulator.writes()), quiet=2.0) == before
     assert emulator.get("v1", "pods", namespace, "analytics-driver")["metadata"]["uid"] == driver_uid
+
+
+def test_upgrade_turns_virtual_ip_services_headless_without_restarting_the_driver(
+        emulator, operator, kubectl, namespace):
+    """Services made before they were headless had a cluster IP, which may not change in place:
+    the operator deletes and creates each again under its name, and touches nothing else."""
+    apply_and_converge(emulator, kubectl, namespace)
+    kubelet_runs(emulator, namespace, "analytics-driver")
+    wait_for(lambda: session(emulator, namespace)["status"]["phase"] == "Running", what="Running")
+    settle(lambda: len(operator_writes(emulator, namespace)), quiet=1.0)
+    operator.stop()
+    old_uids = {}
+    for name in ("analytics-connect", "analytics-ui"):
+        svc = emulator.get("v1", "services", namespace, name)
+        emulator.delete("v1", "services", namespace, name)
+        meta = {k: svc["metadata"][k] for k in ("name", "namespace", "labels", "ownerReferences")}
+        spec = {k: v for k, v in svc["spec"].items() if k not in ("clusterIP", "clusterIPs")}
+        old = emulator.create({"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": spec})
+        assert old["spec"]["clusterIP"] not in ("", "None")  # the emulator allocates one, like the server
+        old_uids[name] = old["metadata"]["uid"]
+    driver_uid = emulator.get("v1", "pods", namespace, "analytics-driver")["metadata"]["uid"]
+    before = len(operator_writes(emulator, namespace))
+    operator.start()
+    for name, uid in old_uids.items():
+        wait_for(lambda: (emulator.get("v1", "services", namespace, name) or {}).get("spec", {}).get("clusterIP")
+                 == "None", what=f"{name} headless")
+        assert emulator.get("v1", "services", namespace, name)["metadata"]["uid"] != uid
+    writes = settle(lambda: [(r.method, r.plural) for r in operator_writes(emulator, namespace)[before:]], quiet=2.0)
+    assert sorted(writes) == sorted([("DELETE", "services"), ("POST", "services")] * 2)
+    assert emulator.get("v1", "pods", namespace, "analytics-driver")["metadata"]["uid"] == driver_uid
+
+
+def test_cluster_ip_may_not_change_once_set(emulator, kubectl, namespace):
+    svc = emulator.create({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "vip", "namespace": namespace},
+                           "spec": {"ports": [{"port": 80}]}})
+    assert svc["spec"]["clusterIPs"] == [svc["spec"]["clusterIP"]]
+    out = kubectl("patch", "service", "vip", "-n", namespace, "--type=merge", "-p", '{"spec": {"clusterIP": "None"}}',
+                  check=False)
+    assert out.returncode != 0 and "may not change once set" in out.stderr
+    # An update that leaves the field out keeps it.
+    kubectl("patch", "service", "vip", "-n", namespace, "--type=merge", "-p", '{"spec": {"clusterIP": null}}')
+    assert emulator.get("v1", "services", namespace, "vip")["spec"]["clusterIP"] == svc["spec"]["clusterIP"]

@@ -120,7 +120,10 @@ def service(*, owner: dict[str, Any]) -> dict[str, Any]:
         "kind": "Service",
         "metadata": _owner_meta(owner, n.service, "notebook"),
         "spec": {
+            # Headless: the StatefulSet's governing Service, in front of its one pod (see the
+            # session's Services for why no virtual IP).
             "type": "ClusterIP",
+            "clusterIP": "None",
             "selector": {names.NOTEBOOK_LABEL: name, names.APP_COMPONENT: "notebook"},
             "ports": [
                 {"name": "http", "port": names.NOTEBOOK_PORT, "targetPort": "http", "protocol": "TCP", "appProtocol": "http"}

@@ -73,6 +73,19 @@ def ours_by_label(observed: dict[str, Any], desired: dict[str, Any]) -> bool:
     return not any(r.get("controller") for r in observed.get("metadata", {}).get("ownerReferences") or [])
 
 
+def unchangeable(desired: dict[str, Any], observed: dict[str, Any]) -> str | None:
+    """Why `observed` cannot be turned into `desired` in place, or None when it can.
+
+    A Service's cluster IP may not change once set: the Services that had a virtual IP before
+    they became headless (sparkbook 0.x) are deleted and created again, which keeps their names."""
+    if desired["kind"] == "Service":
+        want = (desired.get("spec") or {}).get("clusterIP")
+        have = (observed.get("spec") or {}).get("clusterIP")
+        if want and have and want != have:
+            return f"its clusterIP {have} cannot change to {want}"
+    return None
+
+
 def pod_hash(pod: dict[str, Any] | None) -> str | None:
     return ((pod or {}).get("metadata", {}).get("annotations") or {}).get(names.CONFIG_HASH)
 
@@ -141,6 +154,21 @@ class Machinery:
 
     async def _apply(self, obj: dict[str, Any]) -> None:
         self.recent.wrote(await self.kube.apply(obj))
+
+    async def _repair(self, child: dict[str, Any], observed: dict[str, Any]) -> None:
+        """Make an existing child what we want: in place, or by creating it again under its name
+        (which counts as present: a running session's phase does not flicker on an upgrade)."""
+        why = unchangeable(child, observed)
+        if why is None:
+            await self._apply(child)
+            return
+        meta = observed["metadata"]
+        log.info("replacing %s %s/%s: %s", child["kind"], meta.get("namespace"), meta["name"], why)
+        await self.kube.delete(child["apiVersion"], child["kind"], meta.get("namespace"), meta["name"],
+                               uid=meta.get("uid"))
+        self.recent.deleted(observed, child["kind"])
+        if await self._create(child) is None:  # the old one is still going: the retry creates it
+            raise Transient(f"{child['kind']} {meta['name']} is being replaced ({why})")
 
     async def _delete_pod(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -295,15 +323,15 @@ class Machinery:
             if not owned_by(observed, owner_uid) and not ours_by_label(observed, child):
                 raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
             if not create_only:
-                await self._apply(child)  # ours after all (labels or owner edited away): repair it
+                await self._repair(child, observed)  # ours after all (labels or owner edited away)
             return False
         if not owned_by(observed, owner_uid):
             if not ours_by_label(observed, child):
                 raise NameConflict(f"{child['kind']} {meta['name']!r} already exists and is not owned by this resource")
-            await self._apply(child)  # its ownerReference was removed by hand: put it back
+            await self._repair(child, observed)  # its ownerReference was removed by hand: put it back
             return False
         if not create_only and not is_subset(child, observed):
-            await self._apply(child)
+            await self._repair(child, observed)
         return False
 
     async def _finish(

@@ -213,6 +213,7 @@ class Emulator(kmock.KubernetesScaffold):
     _store: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = attrs.field(factory=dict, init=False)
     _uids: dict[str, tuple[str, str, str, str]] = attrs.field(factory=dict, init=False)
     _rv: int = attrs.field(default=0, init=False)
+    _service_ips_given: int = attrs.field(default=0, init=False)
     _history: collections.deque[_Event] = attrs.field(init=False)
     _watchers: set[_Watcher] = attrs.field(factory=set, init=False)
     _lock: asyncio.Lock = attrs.field(factory=asyncio.Lock, init=False)
@@ -672,6 +673,8 @@ class Emulator(kmock.KubernetesScaffold):
                                                              or obj.get('immutable') is not True):
                 errors.append(_schema.FieldError('data', 'FieldValueForbidden',
                                                  'data: Forbidden: field is immutable when `immutable` is set'))
+        if rd.plural == 'services' and not rd.group:
+            errors += self._service_ips(obj, old)
         if rd.plural == 'pods' and not rd.group and old is None:
             obj.setdefault('status', {}).setdefault('phase', 'Pending')
         if rd.plural == 'namespaces' and not rd.group and old is None:
@@ -680,6 +683,33 @@ class Emulator(kmock.KubernetesScaffold):
         if errors:
             raise _invalid(rd, name, errors)
         return warnings
+
+    def _service_ips(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[_schema.FieldError]:
+        """Like the real server: a Service gets a cluster IP when it is created (unless it asks for
+        none, a headless one, or is an ExternalName), an update that leaves it out keeps it, and it
+        may not change once set."""
+        spec = obj.setdefault('spec', {})
+        spec.setdefault('type', 'ClusterIP')
+        if spec['type'] == 'ExternalName':
+            return []
+        if old is None:
+            if not spec.get('clusterIP'):
+                self._service_ips_given += 1
+                n = self._service_ips_given
+                spec['clusterIP'] = f'10.96.{(n >> 8) & 255}.{n & 255}'
+            spec['clusterIPs'] = [spec['clusterIP']]
+            return []
+        was = (old.get('spec') or {}).get('clusterIP')
+        if not spec.get('clusterIP') and was:
+            spec['clusterIP'] = was
+            spec['clusterIPs'] = list((old.get('spec') or {}).get('clusterIPs') or [was])
+            return []
+        if was and spec.get('clusterIP') != was:
+            return [_schema.FieldError('spec.clusterIPs[0]', 'FieldValueInvalid',
+                                       f'spec.clusterIPs[0]: Invalid value: []string{{"{spec["clusterIP"]}"}}: '
+                                       'may not change once set')]
+        spec['clusterIPs'] = [spec['clusterIP']] if spec.get('clusterIP') else spec.get('clusterIPs', [])
+        return []
 
     def _set_managed(self, obj: dict[str, Any], manager: str, operation: str, sub: str | None,
                      paths: set[Any]) -> None:
