@@ -54,16 +54,47 @@ class RecentWrites:
         self.ttl, self.clock = ttl, clock
         self._objects: dict[Key, tuple[float, str, dict[str, Any]]] = {}
         self._statuses: dict[Key, tuple[float, dict[str, Any]]] = {}
+        self._echoes: dict[Key, tuple[float, str]] = {}
+        self._echoes_pruned_at = 0
 
     def __len__(self) -> int:
         return len(self._objects) + len(self._statuses)
 
     def wrote(self, answer: dict[str, Any] | None) -> None:
-        """The API's answer to a create or apply of ours."""
+        """The API's answer to a create, apply or status patch of ours."""
         if not answer or not answer.get("metadata", {}).get("name"):
             return
         kind, meta = answer["kind"], answer["metadata"]
-        self._objects[(kind, meta.get("namespace", ""), meta["name"])] = (self.clock(), "live", trim(answer, kind))
+        key = (kind, meta.get("namespace", ""), meta["name"])
+        self._objects[key] = (self.clock(), "live", trim(answer, kind))
+        self.expect_echo(key, answer)
+
+    def expect_echo(self, key: Key, answer: dict[str, Any] | None) -> None:
+        """The watch will show `answer` (our own write) again: that event tells us nothing new."""
+        rv = ((answer or {}).get("metadata") or {}).get("resourceVersion")
+        if not rv:
+            return
+        now = self.clock()
+        self._echoes[key] = (now, rv)
+        if len(self._echoes) > max(1000, 2 * self._echoes_pruned_at):  # echoes never seen (deleted meanwhile)
+            self._echoes = {k: v for k, v in self._echoes.items() if now - v[0] <= self.ttl}
+            self._echoes_pruned_at = len(self._echoes)
+
+    def is_echo(self, kind: str, body: dict[str, Any]) -> bool:
+        """Whether a watch event shows exactly what our last write of that object answered.
+
+        A resourceVersion names one state of one object, so nobody else changed it in between;
+        the pass that wrote it already acted on it (client-go's controllers call this their
+        expectations). Anything later, by anyone, has another resourceVersion."""
+        meta = body.get("metadata") or {}
+        key = (kind, meta.get("namespace", ""), meta.get("name", ""))
+        memo = self._echoes.get(key)
+        if memo is None:
+            return False
+        if meta.get("resourceVersion") == memo[1] or self.clock() - memo[0] > self.ttl:
+            del self._echoes[key]
+            return meta.get("resourceVersion") == memo[1]
+        return False
 
     def deleted(self, observed: dict[str, Any], kind: str) -> None:
         """We deleted `observed`: until the cache says so, it is terminating, not there to act on."""

@@ -57,3 +57,32 @@ def test_the_status_we_wrote_is_the_previous_one_until_the_cache_shows_it():
     assert recent.previous_status(KEY, {"phase": "Starting"}) == {"phase": "Running"}
     assert recent.previous_status(KEY, {"phase": "Running"}) == {"phase": "Running"}
     assert len(recent) == 0
+
+
+def test_the_echo_of_our_own_write_is_recognised_once_and_only_by_its_resource_version():
+    clock = Clock()
+    recent = RecentWrites(ttl=10, clock=clock)
+    recent.wrote(obj(5))
+    assert not recent.is_echo("Service", obj(4))  # an older state, someone else's
+    assert recent.is_echo("Service", obj(5))
+    assert not recent.is_echo("Service", obj(5))  # once: a relist showing it again is a real event
+    recent.wrote(obj(7))
+    assert not recent.is_echo("Service", obj(8))  # changed after our write
+    assert not recent.is_echo("ConfigMap", {**obj(7), "kind": "ConfigMap"})  # another kind, another key
+    recent.expect_echo(("SparkSession", "ns", "s"), obj(9))  # a status patch's answer
+    assert recent.is_echo("SparkSession", obj(9))
+
+
+def test_echoes_expire_and_unseen_ones_are_pruned():
+    clock = Clock()
+    recent = RecentWrites(ttl=10, clock=clock)
+    recent.wrote(obj(5))
+    clock.now = 11
+    assert recent.is_echo("Service", obj(5))  # late, but the same state: still ours
+    recent.wrote(obj(6))
+    clock.now = 22
+    assert not recent.is_echo("Service", obj(7)) and not recent.is_echo("Service", obj(6))  # expired memo dropped
+    for i in range(3000):  # deleted before their echo arrived: never asked about
+        recent.expect_echo(("Service", "ns", f"gone-{i}"), obj(i + 10))
+        clock.now += 0.01
+    assert ("Service", "ns", "gone-0") not in recent._echoes and len(recent._echoes) < 2100  # of 3,000

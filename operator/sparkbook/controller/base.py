@@ -219,15 +219,19 @@ class Machinery:
     def enqueue(self, kind: str, namespace: str, name: str) -> None:
         self.queue.add((kind, namespace, name))
 
-    def profile_changed(self, profile: str) -> None:
-        """A NotebookProfile changed: it and the NotebookServers naming it look again."""
-        self.enqueue("NotebookProfile", "", profile)
+    def profile_changed(self, profile: str, *, itself: bool = True) -> None:
+        """A NotebookProfile changed: the NotebookServers naming it look again, and the profile
+        itself unless the change was its own status write's echo."""
+        if itself:
+            self.enqueue("NotebookProfile", "", profile)
         for namespace, notebook in self.cache.notebooks_for_profile(profile):
             self.enqueue("NotebookServer", namespace, notebook)
 
-    def session_changed(self, namespace: str, session: str) -> None:
-        """A SparkSession or one of its children changed: it and its notebooks look again."""
-        self.enqueue("SparkSession", namespace, session)
+    def session_changed(self, namespace: str, session: str, *, itself: bool = True) -> None:
+        """A SparkSession (or the token Secret its notebooks mount) changed: its notebooks look
+        again, and the session itself unless the change was its own status write's echo."""
+        if itself:
+            self.enqueue("SparkSession", namespace, session)
         for notebook in self.cache.notebooks_for_session(namespace, session):
             self.enqueue("NotebookServer", namespace, notebook)
 
@@ -348,10 +352,11 @@ class Machinery:
         if status != previous and self._write_deferred(key, status, previous):
             pass  # only executor counts differ, and the paced executor pass due soon writes them
         elif status != previous:
-            await self.kube.patch_status(
+            answer = await self.kube.patch_status(
                 body["apiVersion"], body["kind"], meta["namespace"], meta["name"], merge_patch(previous, status)
             )
             self.recent.wrote_status(key, status)
+            self.recent.expect_echo(key, answer)
             if status["phase"] != previous.get("phase"):
                 ready = next(c for c in status["conditions"] if c["type"] == "Ready")
                 type_ = "Warning" if status["phase"] == "Failed" else "Normal"

@@ -40,25 +40,37 @@ def route(controller: Controller, etype: str, kind: str, new: dict[str, Any] | N
         controller.child_deleted(old)  # it decides, by ownerReference, whose child that was
     same_labels = new is not None and old is not None and (
         new["metadata"].get("labels") == old["metadata"].get("labels"))
+    # The echo of our own write: what the writing pass already knew. Only those who read the
+    # object and did not write it (a session's notebooks, a server's profile) look again.
+    echo = etype != "DELETED" and new is not None and (old is None or same_labels) \
+        and controller.recent.is_echo(kind, new)
     for obj in [new] if same_labels else [o for o in (new, old) if o is not None]:
         meta = obj["metadata"]
         namespace, name = meta.get("namespace") or "", meta["name"]
         labels = meta.get("labels") or {}
         if kind == "SparkSession":
-            controller.session_changed(namespace, name)
+            controller.session_changed(namespace, name, itself=not echo)
         elif kind == "NotebookServer":
-            controller.enqueue("NotebookServer", namespace, name)
+            if not echo:
+                controller.enqueue("NotebookServer", namespace, name)
             if (obj.get("spec") or {}).get("profile"):  # its count of servers
                 controller.enqueue("NotebookProfile", "", obj["spec"]["profile"])
         elif kind == "NotebookProfile":
-            controller.profile_changed(name)
+            controller.profile_changed(name, itself=not echo)
+            continue
+        elif echo:
             continue
         elif kind == "Pod" and labels.get(names.ROLE_LABEL) == "executor":
             if labels.get(names.SESSION_LABEL):  # dynamic allocation: batched, not one pass per pod
                 controller.executors_changed(namespace, labels[names.SESSION_LABEL])
             continue
         elif labels.get(names.SESSION_LABEL):
-            controller.session_changed(namespace, labels[names.SESSION_LABEL])
+            # A session's own child: the session looks again. Its notebooks read only the session
+            # and its token Secret, so only a change to that Secret concerns them.
+            if kind == "Secret":
+                controller.session_changed(namespace, labels[names.SESSION_LABEL])
+            else:
+                controller.enqueue("SparkSession", namespace, labels[names.SESSION_LABEL])
         if labels.get(names.NOTEBOOK_LABEL):  # a notebook's child, or the session a notebook owns
             controller.enqueue("NotebookServer", namespace, labels[names.NOTEBOOK_LABEL])
 
