@@ -85,3 +85,13 @@ def test_deletions_are_never_echoes():
     c.recent.wrote(gone)
     route(c, "DELETED", "Service", None, gone)
     assert c.queued == [("SparkSession", "ns", "analytics")]
+
+
+def test_a_session_written_by_its_notebook_is_still_reconciled_itself():
+    c = Recorder()
+    owned = {"apiVersion": names.API_VERSION, "kind": "SparkSession",
+             "metadata": {"name": "erin-spark", "namespace": "ns", "resourceVersion": "4",
+                          "labels": {names.NOTEBOOK_LABEL: "erin"}}}
+    c.recent.wrote(owned)  # the NotebookServer's create of the session it owns
+    route(c, "ADDED", "SparkSession", owned, None)
+    assert c.queued == [("SparkSession", "ns", "erin-spark"), ("NotebookServer", "ns", "erin")]
