@@ -86,3 +86,15 @@ def test_echoes_expire_and_unseen_ones_are_pruned():
         recent.expect_echo(("Service", "ns", f"gone-{i}"), obj(i + 10))
         clock.now += 0.01
     assert ("Service", "ns", "gone-0") not in recent._echoes and len(recent._echoes) < 2100  # of 3,000
+
+
+def test_a_watch_event_that_caught_up_ends_the_memo_even_without_a_pass():
+    """An echo starts no pass, so the watch itself must retire the memo: else a deletion right
+    after it would be hidden by the memo until it expired."""
+    clock = Clock()
+    recent = RecentWrites(ttl=10, clock=clock)
+    recent.wrote(obj(5))
+    recent.observed("Service", obj(4))  # an older state: the memo stays
+    assert recent.view(KEY, None)["metadata"]["resourceVersion"] == "5"
+    recent.observed("Service", obj(6))  # the deletion's last state (a later resourceVersion)
+    assert recent.view(KEY, None) is None
