@@ -84,15 +84,19 @@ class RecentWrites:
             self._echoes = {k: v for k, v in self._echoes.items() if now - v[0] <= self.ttl}
             self._echoes_pruned_at = len(self._echoes)
 
-    def observed(self, kind: str, body: dict[str, Any] | None) -> None:
-        """A watch showed `body`: a memo of ours it has caught up with is done. (Passes also drop
-        such memos when they read them, but an echo starts no pass: without this, a memo would
-        outlive a deletion that came after it and hide it until it expired.)"""
+    def observed(self, kind: str, body: dict[str, Any] | None, *, deleted: bool = False) -> None:
+        """A watch showed `body` (or its deletion): a memo of ours it has caught up with is done.
+        (Passes also drop such memos when they read them, but an echo starts no pass: without
+        this, a memo would outlive a deletion that came after it and hide it until it expired,
+        or lend its status to a new object of the same name.)"""
         meta = (body or {}).get("metadata") or {}
         key = (kind, meta.get("namespace", ""), meta.get("name", ""))
         memo = self._objects.get(key)
         if memo is not None and memo[1] == "live" and (_rv(body) or 0) >= (_rv(memo[2]) or 0):
             del self._objects[key]
+        status = self._statuses.get(key)
+        if status is not None and (deleted or (body or {}).get("status") == status[1]):
+            del self._statuses[key]
 
     def is_echo(self, kind: str, body: dict[str, Any]) -> bool:
         """Whether a watch event shows exactly what our last write of that object answered.

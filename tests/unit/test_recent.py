@@ -98,3 +98,17 @@ def test_a_watch_event_that_caught_up_ends_the_memo_even_without_a_pass():
     assert recent.view(KEY, None)["metadata"]["resourceVersion"] == "5"
     recent.observed("Service", obj(6))  # the deletion's last state (a later resourceVersion)
     assert recent.view(KEY, None) is None
+
+
+def test_a_status_memo_ends_when_the_watch_shows_it_or_the_object_goes():
+    clock = Clock()
+    recent = RecentWrites(ttl=10, clock=clock)
+    key = ("SparkSession", "ns", "s")
+    recent.wrote_status(key, {"phase": "Pending"})
+    recent.observed("SparkSession", {**obj(3), "status": {}})  # not yet: the memo still stands in
+    assert recent.previous_status(key, {}) == {"phase": "Pending"}
+    recent.observed("SparkSession", {**obj(4), "status": {"phase": "Pending"}})
+    assert recent.previous_status(key, {}) == {}
+    recent.wrote_status(key, {"phase": "Running"})
+    recent.observed("SparkSession", obj(5), deleted=True)  # a new object of that name starts afresh
+    assert recent.previous_status(key, {}) == {}

@@ -36,7 +36,7 @@ log = logging.getLogger("sparkbook")
 def route(controller: Controller, etype: str, kind: str, new: dict[str, Any] | None,
           old: dict[str, Any] | None) -> None:
     """Which resources look again after a change seen by a watch."""
-    controller.recent.observed(kind, new if new is not None else old)
+    controller.recent.observed(kind, new if new is not None else old, deleted=etype == "DELETED")
     if etype == "DELETED" and old is not None:
         controller.child_deleted(old)  # it decides, by ownerReference, whose child that was
     same_labels = new is not None and old is not None and (
