@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (kind, namespace, name)
 
 
+
+def resync_schedule(keys: list[Key], period: float) -> list[tuple[Key, float]]:
+    """When each key's periodic pass is due within the next `period`: evenly spread, not all
+    at once. Queued together, 5,200 resources put a SparkSession created at that moment behind
+    every one of their passes (the real-control-plane bench: creation -> children p50 7.7 s
+    with 5,000 present against 0.4 s with 1,000); spread, about 17 keys a second are queued
+    and each resource is still looked at once per period."""
+    step = period / len(keys) if keys else 0.0
+    return [(key, i * step) for i, key in enumerate(keys)]
+
 class Cache(Protocol):
     """Read-only view of what the watches have seen (sparkbook.informer.Caches in the operator)."""
 
@@ -259,11 +269,13 @@ class Machinery:
         self._tasks.clear()
 
     async def _resync(self) -> None:
+        period = self.settings.resync_seconds
         while True:
-            await asyncio.sleep(self.settings.resync_seconds)
-            for kind in ("SparkSession", "NotebookServer", "NotebookProfile"):
-                for namespace, name in list(self.cache.keys(kind)):
-                    self.enqueue(kind, namespace, name)
+            await asyncio.sleep(period)
+            keys = [(kind, namespace, name) for kind in ("SparkSession", "NotebookServer", "NotebookProfile")
+                    for namespace, name in self.cache.keys(kind)]
+            for key, delay in resync_schedule(keys, period):
+                self.queue.add_after(key, delay)
 
     def _failed(self, key: Key, e: Exception) -> None:
         metrics.RECONCILES.labels(key[0], "error").inc()
