@@ -13,6 +13,7 @@ from sparkbook.api.notebookserver import NotebookServer, NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.notebook import notebook_children
 from sparkbook.build.session import session_children
+from sparkbook.build.spark import EventLogError, event_log_target
 from sparkbook.profile import ProfileError, effective_spec
 from sparkbook.settings import Settings
 
@@ -80,7 +81,12 @@ def children_of(doc: dict[str, Any], *, settings: Settings, namespace: str,
             spec = SparkSessionSpec.model_validate(doc.get("spec") or {})
         except ValidationError as e:
             raise RenderError(describe_validation_error(kind, name, e)) from None
-        return session_children(owner=owner, spec=spec, image=spec.image or settings.spark_image, token=None)
+        try:
+            event_log = event_log_target(spec.event_log, settings.event_log_defaults)
+        except EventLogError as e:
+            raise RenderError(f"SparkSession {name!r} (EventLogNowhere): {e}") from None
+        return session_children(owner=owner, spec=spec, image=spec.image or settings.spark_image, token=None,
+                                event_log=event_log)
     if kind == "NotebookServer":
         nb_spec = notebook_spec(doc, profiles or {})
         out = []
