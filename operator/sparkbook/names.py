@@ -48,6 +48,10 @@ EVENT_LOG_LABEL = f"{GROUP}/event-log"  # on driver pods whose application ID is
 EVENT_LOG_DIR = "/spark-events"  # where a claim for event logs is mounted (driver and History Server)
 DRIVER_UID_ENV = "SPARKBOOK_DRIVER_UID"  # the driver pod's UID (Downward API), in spark.app.id
 HISTORY_PORT = 18080  # Spark's History Server
+HISTORY_ENV = "SPARKBOOK_SPARK_HISTORY"  # notebook pods: the History Server, reachable from the kernel
+HISTORY_LINK_ENV = "SPARKBOOK_SPARK_HISTORY_LINK"  # ... and for browsers (through the server's proxy)
+SPARK_LINKS_ENV = "SPARKBOOK_SPARK_LINKS"  # notebook pods: the stable Spark UI links' root
+SPARK_LINKS_PATH = "sparkbook/spark-ui"  # under the notebook server's base URL (sparkbook.notebook.links)
 
 TOKEN_KEY = "token"
 EXECUTOR_TEMPLATE_KEY = "executor-pod-template.yaml"

@@ -95,7 +95,8 @@ def children_of(doc: dict[str, Any], *, settings: Settings, namespace: str,
                         "spec": _pruned(nb_spec.model_dump(by_alias=True, exclude_none=True, mode="json"))})
         culled = bool((meta.get("annotations") or {}).get(names.CULLED_AT))
         out += notebook_children(
-            owner=owner, spec=nb_spec, image=nb_spec.image or settings.notebook_image, token=None, culled=culled
+            owner=owner, spec=nb_spec, image=nb_spec.image or settings.notebook_image, token=None, culled=culled,
+            history_url=settings.history_server_url,
         )
         # The SparkSession the notebook owns, and what the operator creates for that in turn.
         for child in list(out):

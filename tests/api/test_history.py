@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sparkbook import names
-from tests.api.conftest import Operator, condition, kubelet_runs, operator_writes, settle, wait_for
+from tests.api.conftest import Operator, kubelet_runs, operator_writes, settle, wait_for
 from tests.api.test_sparksession import example_in, session
 
 HS = "http://sparkbook-history.sparkbook-system.svc:18080"
