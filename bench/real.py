@@ -266,6 +266,9 @@ class RealWorld(World):
     def writes(self, since: int, until: int | None = None) -> list[Any]:
         return [r for r in self.operator_requests(since, until) if r.verb in WRITE_VERBS]
 
+    def all_requests(self, since: int, until: int | None = None) -> list[Any]:
+        return list(self.audit.refresh()[since:until])
+
     def close(self) -> None:
         self.stop_operator()
         for task in self._watch_tasks:

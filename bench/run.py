@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--churn-seconds", type=float, help="executor churn window (default 120; 30 quick)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="where results.json and results.png go")
     p.add_argument("--profile", action="store_true", help="record the operator with py-spy (needs py-spy)")
+    p.add_argument("--keep-logs", type=Path, metavar="DIR",
+                   help="copy the operator's log (and the control plane's) here before the run's directory goes")
     p.add_argument("--table", type=Path, metavar="RESULTS_JSON",
                    help="print the README's Performance tables (Markdown) from a results file, and exit")
     p.add_argument("--peer-deadline", type=float, default=600.0,
@@ -265,6 +268,10 @@ class World:
 
         return [r for r in self.operator_requests(since, until) if r.verb in WRITE_VERBS]
 
+    def all_requests(self, since: int, until: int | None = None) -> list[Any]:
+        """Everyone's requests (the operator's, the controllers', the load's)."""
+        return list(self.emu.handler.records[since:until])
+
     # operator process
     def start_operator(self, profile: str | None = None, *, wait: bool = True) -> float:
         """Start `sparkbook run`; with `wait`, until /metrics answers and the informers watch every
@@ -390,6 +397,18 @@ class World:
         """Until the operator sends nothing for `quiet` seconds."""
         settle(lambda: len(self.operator_requests(0)), quiet=quiet, timeout=timeout)
 
+    def settle_statuses(self, quiet: float = 15.0, timeout: float = 1200) -> float:
+        """Until no SparkSession or NotebookServer status changes for `quiet` seconds; the seconds
+        it took. A resource has its children and a status long before the control plane has run
+        everything those ask for: on the real one, kube-controller-manager binds claims one by
+        one (2,500 notebook claims took minutes), and each notebook turns Running when its pod
+        is scheduled at last. Measuring the steady state, or the latency with N present, while
+        that goes on counts the operator's answers to it (the first full run: 1,807 'steady'
+        writes, all notebooks turning Running, and probes at 5,000 waiting 16 s behind them)."""
+        started = time.monotonic()
+        settle(lambda: len(self.tracker.status_changes), quiet=quiet, timeout=timeout)
+        return time.monotonic() - started
+
     def close(self) -> None:
         self.stop_operator()
         self.emu.__exit__(None, None, None)
@@ -432,8 +451,10 @@ def fill(world: World, target: int, tag: str) -> dict[str, Any]:
     done = world.wait_done(resources, timeout=1800)
     seconds = max(done.values(), default=started) - started
     world.settle()
+    settled = world.settle_statuses()
     rec1, (cpu1, rss) = world.reconciles(), world.usage()
-    return {"added": need, "converged": len(done), "seconds": seconds, "reconciles": rec1 - rec0,
+    return {"added": need, "converged": len(done), "seconds": seconds,
+            "statuses_settled_after_s": settled, "reconciles": rec1 - rec0,
             "cpu_seconds": cpu1 - cpu0, "cpu_ms_per_reconcile": 1000 * (cpu1 - cpu0) / max(1.0, rec1 - rec0),
             "rss_mb_after": rss / 2**20}
 
@@ -546,12 +567,27 @@ def noop(world: World, count: int = 100) -> dict[str, Any]:
             "cpu_ms_per_reconcile": 1000 * (cpu1 - cpu0) / max(1.0, reconciles)}
 
 
+def what(record: Any) -> str:
+    """'create pods 201': a request's verb, resource and answer, for breakdowns."""
+    return f"{verb_of(record)} {record.plural} {record.status}"
+
+
 def steady(world: World, seconds: float) -> dict[str, Any]:
+    settled = world.settle_statuses()
     since, rec0, (cpu0, _) = world.mark(), world.reconciles(), world.usage()
     time.sleep(seconds)
     rec1, (cpu1, rss) = world.reconciles(), world.usage()
     verbs = world.by_verb(since)
-    return {"seconds": seconds, "resources": len(world.present), "writes": len(world.writes(since)),
+    writes = world.writes(since)
+    # What the others (controllers, the fake kubelet) deleted or evicted in the same window: a
+    # write of ours in steady state is either a bug of ours or an answer to one of these.
+    others = Counter(f"{r.user} {what(r)}" for r in world.all_requests(since)
+                     if not is_operator(r) and r.verb in ("delete", "deletecollection", "create")
+                     and r.plural in ("pods", "services", "statefulsets", "persistentvolumeclaims", "secrets"))
+    return {"seconds": seconds, "resources": len(world.present), "statuses_settled_after_s": settled,
+            "writes": len(writes),
+            "writes_by_request": dict(Counter(what(r) for r in writes).most_common(20)),
+            "others_deletes_and_creates": dict(others.most_common(20)),
             "requests_by_verb": dict(verbs), "reconciles": rec1 - rec0, "cpu_seconds": cpu1 - cpu0,
             "rss_mb": rss / 2**20}
 
@@ -1003,6 +1039,11 @@ def main(argv: list[str] | None = None) -> int:
             log(f"  {res['restart']}")
         finally:
             world.close()
+            if args.keep_logs:
+                args.keep_logs.mkdir(parents=True, exist_ok=True)
+                for log_file in Path(tmp).rglob("*.log"):
+                    if not log_file.name.startswith("audit"):
+                        shutil.copy(log_file, args.keep_logs / log_file.name)
     b = res["burst"]
     res["burst_fraction_of_ceiling"] = b["resources_per_second"] * b["writes_per_resource"] / \
         res["ceiling"]["creates_per_second"]
