@@ -79,6 +79,8 @@ HISTORY_METRICS = {
                                                                       "labels": {"release": "prometheus"}}}},
     "networkPolicy": {"metricsFrom": MONITORING},
 }
+# A namespace-scoped operator (team-a, team-b) with the History Server on the claim.
+HISTORY_NAMESPACED = {**NAMESPACED, **HISTORY}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -119,9 +121,10 @@ def test_chart_versions_follow_the_package():
     assert meta["version"] == meta["appVersion"] == version
 
 
-@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB, HISTORY, HISTORY_S3, HISTORY_METRICS],
+@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB, HISTORY, HISTORY_S3, HISTORY_METRICS,
+                                    HISTORY_NAMESPACED],
                          ids=["default", "namespaced", "everything", "jupyterhub", "history", "history-s3",
-                              "history-metrics"])
+                              "history-metrics", "history-namespaced"])
 def test_helm_lint_strict(values):
     report = helm.lint(str(CHART_DIR), values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
     # Severity 1 is INFO ("icon is recommended"); `helm lint --strict` fails on WARNING (2) and up.
@@ -605,6 +608,36 @@ def test_history_server_without_metrics_has_no_agent_nor_port():
         "enabled": True}}}})) == {}
 
 
+def test_namespaced_install_with_the_history_server():
+    """watchNamespaces [team-a, team-b] with the History Server: its objects are in the release
+    namespace, the operator advertises it, and it adds no RBAC at all (it never calls the API),
+    so the install stays without cluster-wide permissions beyond the profiles' ClusterRole.
+    (With a claim, the History Server reads the release namespace's: sessions in team-a and
+    team-b need an object store URL to show up there; docs/history-server.md, "Limits".)"""
+    objs = render(HISTORY_NAMESPACED)
+    hs = history_objects(objs)
+    assert sorted(hs) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
+    for obj in hs.values():
+        assert obj["metadata"]["namespace"] == chart.NAMESPACE
+    volumes = hs["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    assert {"claimName": "spark-events", "readOnly": False} in [v.get("persistentVolumeClaim") for v in volumes]
+    env = operator_env(objs)
+    assert env["SPARKBOOK_HISTORY_SERVER_URL"] == f"http://sparkbook-history.{chart.NAMESPACE}.svc:{names.HISTORY_PORT}"
+    assert env["SPARKBOOK_NAMESPACES"] == "team-a,team-b"
+    assert env["SPARKBOOK_EVENT_LOG_ENABLED"] == "true" and env["SPARKBOOK_EVENT_LOG_PVC"] == "spark-events"
+    # RBAC exactly as without the History Server: the profiles' ClusterRole and the Roles in
+    # team-a and team-b, nothing bound to the History Server's ServiceAccount.
+    rbac_kinds = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    assert [o for o in objs if o["kind"] in rbac_kinds] == [o for o in render(NAMESPACED) if o["kind"] in rbac_kinds]
+    assert [o["metadata"]["name"] for o in find(objs, "ClusterRole")] == ["sparkbook-profiles"]
+    for binding in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
+        assert "sparkbook-history" not in {s["name"] for s in binding["subjects"]}
+    assert hs["ServiceAccount"]["automountServiceAccountToken"] is False
+    # Everything else is the namespaced install's.
+    assert [o for o in objs if o["metadata"]["name"] != "sparkbook-history" and o["kind"] != "Deployment"] == \
+        [o for o in render(NAMESPACED) if o["kind"] != "Deployment"]
+
+
 # Event-log values that cannot work: the render fails and says what to set.
 REFUSED_BY_TEMPLATE = [
     ({"eventLog": {"enabled": True}}, "eventLog.enabled=true needs eventLog.persistentVolumeClaim or eventLog.url"),
@@ -676,7 +709,7 @@ def test_kubernetes_validate_strict():
     checked = 0
     sources = {"default": render(), "namespaced": render(NAMESPACED), "everything": render(EVERYTHING),
                "jupyterhub": render(JUPYTERHUB), "history": render(HISTORY), "history-s3": render(HISTORY_S3),
-               "history-metrics": render(HISTORY_METRICS),
+               "history-metrics": render(HISTORY_METRICS), "history-namespaced": render(HISTORY_NAMESPACED),
                "manifests": manifest_docs()}
     for source, objs in sources.items():
         for obj in objs:
@@ -718,6 +751,7 @@ def test_checkov_finds_nothing(tmp_path):
         "history.yaml": chart.render(HISTORY, root=ROOT),
         "history-s3.yaml": chart.render(HISTORY_S3, root=ROOT),
         "history-metrics.yaml": chart.render(HISTORY_METRICS, root=ROOT),
+        "history-namespaced.yaml": chart.render(HISTORY_NAMESPACED, root=ROOT),
     }
     for name, rendered in files.items():
         (tmp_path / name).write_text("---\n".join(doc for _, doc in chart.rendered_documents(rendered)))
