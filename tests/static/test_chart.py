@@ -69,6 +69,18 @@ HISTORY_S3 = {
                       "networkPolicy": {"extraFrom": [{"namespaceSelector": {"matchLabels": {
                           "kubernetes.io/metadata.name": "ingress-nginx"}}}]}},
 }
+# The claim variant with JVM metrics through the JMX exporter agent, a ServiceMonitor, and
+# Prometheus in `monitoring` allowed to scrape (the operator's networkPolicy.metricsFrom).
+MONITORING = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+HISTORY_METRICS = {
+    **HISTORY,
+    "historyServer": {"enabled": True, "javaOpts": "-XX:+ExitOnOutOfMemoryError",
+                      "metrics": {"enabled": True, "serviceMonitor": {"enabled": True,
+                                                                      "labels": {"release": "prometheus"}}}},
+    "networkPolicy": {"metricsFrom": MONITORING},
+}
+# A namespace-scoped operator (team-a, team-b) with the History Server on the claim.
+HISTORY_NAMESPACED = {**NAMESPACED, **HISTORY}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -109,8 +121,10 @@ def test_chart_versions_follow_the_package():
     assert meta["version"] == meta["appVersion"] == version
 
 
-@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB, HISTORY, HISTORY_S3],
-                         ids=["default", "namespaced", "everything", "jupyterhub", "history", "history-s3"])
+@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB, HISTORY, HISTORY_S3, HISTORY_METRICS,
+                                    HISTORY_NAMESPACED],
+                         ids=["default", "namespaced", "everything", "jupyterhub", "history", "history-s3",
+                              "history-metrics", "history-namespaced"])
 def test_helm_lint_strict(values):
     report = helm.lint(str(CHART_DIR), values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
     # Severity 1 is INFO ("icon is recommended"); `helm lint --strict` fails on WARNING (2) and up.
@@ -126,7 +140,9 @@ def test_helm_lint_strict(values):
      {"jupyterhub": {"rbac": {"namespaces": "team-a"}}}, {"jupyterhub": {"rbac": {"namespaces": ["a", "a"]}}},
      {"eventLog": {"enabled": "yes"}}, {"eventLog": {"maxFileSize": "128m"}},
      {"historyServer": {"replicas": 2}}, {"historyServer": {"cleaner": {"maxNumFiles": -1}}},
-     {"historyServer": {"retainedApplications": 0}}],
+     {"historyServer": {"retainedApplications": 0}}, {"historyServer": {"metrics": {"enabled": "yes"}}},
+     {"historyServer": {"metrics": {"path": "/metrics"}}}, {"historyServer": {"javaOpts": ["-Xss1m"]}},
+     {"historyServer": {"metrics": {"serviceMonitor": {"scrapeTimeout": "10s"}}}}],
     ids=lambda v: next(iter(v)),
 )
 def test_schema_rejects_bad_values(values):
@@ -171,6 +187,17 @@ REFUSED_LATE = [
     ({"historyServer": {"resources": {"limits": {"memory": "1 GB"}}}}, "/historyServer/resources/limits/memory"),
     ({"historyServer": {"sparkConf": {"fs.s3a.endpoint": "x"}}}, "invalid propertyName 'fs.s3a.endpoint'"),
     ({"historyServer": {"nodeSelector": {"pool": "a/b"}}}, "/historyServer/nodeSelector/pool"),
+    ({"historyServer": {"metrics": {"port": 80}}}, "/historyServer/metrics/port"),
+    ({"historyServer": {"metrics": {"port": 65536}}}, "/historyServer/metrics/port"),
+    ({"historyServer": {"metrics": {"port": 18080}}}, "/historyServer/metrics/port"),
+    ({"historyServer": {"metrics": {"javaagentJar": "jars/jmx_prometheus_javaagent.jar"}}},
+     "/historyServer/metrics/javaagentJar"),
+    ({"historyServer": {"metrics": {"javaagentJar": "/opt/agent.jar=1234"}}}, "/historyServer/metrics/javaagentJar"),
+    ({"historyServer": {"metrics": {"serviceMonitor": {"interval": "30 seconds"}}}},
+     "/historyServer/metrics/serviceMonitor/interval"),
+    ({"historyServer": {"metrics": {"serviceMonitor": {"labels": {"release": "-x"}}}}},
+     "/historyServer/metrics/serviceMonitor/labels/release"),
+    ({"historyServer": {"javaOpts": "-Xss1m\n-Xmx1g"}}, "/historyServer/javaOpts"),
 ]
 
 
@@ -498,6 +525,119 @@ def test_history_properties_of_the_workload_test_are_the_charts():
     assert {k: v for k, v in tested.items() if k not in local} == {k: v for k, v in shipped.items() if k not in local}
 
 
+def test_history_server_metrics_through_the_jmx_exporter_agent():
+    """Spark's History Server has no metrics system (no sink, no Prometheus servlet): the JVM's
+    MBeans come from a JMX exporter Java agent in its JVM, on a port of its own."""
+    objs = render(HISTORY_METRICS)
+    hs = history_objects(objs)
+    assert sorted(hs) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service", "ServiceAccount", "ServiceMonitor"]
+    pod = hs["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    # The agent's flag first (its jar in the image, its port, its config from the ConfigMap), then javaOpts.
+    assert env["SPARK_DAEMON_JAVA_OPTS"] == ("-javaagent:/opt/spark/jars/jmx_prometheus_javaagent.jar="
+                                             "9404:/etc/spark-history/jmx-exporter.yaml -XX:+ExitOnOutOfMemoryError")
+    config = yaml.safe_load(hs["ConfigMap"]["data"]["jmx-exporter.yaml"])
+    assert config["lowercaseOutputName"] is True
+    assert config["includeObjectNames"] and all(n.startswith("java.lang:") for n in config["includeObjectNames"])
+    assert {"java.lang:type=Memory", "java.lang:type=GarbageCollector,*", "java.lang:type=Threading"} <= set(
+        config["includeObjectNames"])
+    assert config["rules"] == [{"pattern": ".*"}]
+    # The config is a file of the mounted ConfigMap; history.conf is unchanged by metrics.
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/spark-history"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"] == {"name": hs["ConfigMap"]["metadata"]["name"]}
+    assert history_conf(objs) == history_conf(render(HISTORY))
+    annotations = hs["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert set(annotations) == {"checksum/config", "checksum/jmx-exporter"}
+    # The port, on the container and the Service; the probes stay on the UI's port.
+    assert c["ports"] == [{"name": "http", "containerPort": names.HISTORY_PORT, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": 9404, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"]["port"] == c["livenessProbe"]["httpGet"]["port"] == "http"
+    svc = hs["Service"]
+    assert svc["spec"]["ports"][1] == {"name": "metrics", "port": 9404, "targetPort": "metrics", "protocol": "TCP"}
+    assert hardening_problems(pod) == []
+    # The ServiceMonitor scrapes that Service's port, in the release namespace.
+    monitor = hs["ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [chart.NAMESPACE]}
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    # It selects no operator Service, and the operator's ServiceMonitor does not select this one.
+    for operator_svc in find(objs, "Service"):
+        if operator_svc is not svc:
+            assert not monitor["spec"]["selector"]["matchLabels"].items() <= operator_svc["metadata"]["labels"].items()
+    both = render({**HISTORY_METRICS, "serviceMonitor": {"enabled": True}})
+    (operator_monitor,) = [m for m in find(both, "ServiceMonitor") if m["metadata"]["name"] == "sparkbook"]
+    assert not operator_monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    # The NetworkPolicy: the UI's rule unchanged, the metrics port from the release namespace and
+    # from where the operator's metrics may be scraped.
+    (ui, metrics) = hs["NetworkPolicy"]["spec"]["ingress"]
+    assert ui == history_objects(render(HISTORY))["NetworkPolicy"]["spec"]["ingress"][0]
+    assert metrics == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": [{"podSelector": {}}, *MONITORING]}
+    operator_policy = find(objs, "NetworkPolicy", "sparkbook")[0]
+    assert operator_policy["spec"]["ingress"][1]["from"] == MONITORING
+    # Without metricsFrom the operator's metrics port is open to anyone, and so is this one.
+    open_ = history_objects(render({**HISTORY_METRICS, "networkPolicy": {"metricsFrom": []}}))["NetworkPolicy"]
+    assert open_["spec"]["ingress"][1] == {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    # Another port and jar, no ServiceMonitor.
+    other = history_objects(render({**HISTORY, "historyServer": {"enabled": True, "metrics": {
+        "enabled": True, "port": 19404, "javaagentJar": "/opt/jmx/agent.jar"}}}))
+    (oc,) = other["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e["value"] for e in oc["env"]}["SPARK_DAEMON_JAVA_OPTS"] == \
+        "-javaagent:/opt/jmx/agent.jar=19404:/etc/spark-history/jmx-exporter.yaml"
+    assert oc["ports"][1]["containerPort"] == other["Service"]["spec"]["ports"][1]["port"] == 19404
+    assert "ServiceMonitor" not in other
+
+
+def test_history_server_without_metrics_has_no_agent_nor_port():
+    hs = history_objects(render(HISTORY))
+    (c,) = hs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert "SPARK_DAEMON_JAVA_OPTS" not in {e["name"] for e in c["env"]}
+    assert set(hs["ConfigMap"]["data"]) == {"history.conf"}
+    assert [p["name"] for p in c["ports"]] == [p["name"] for p in hs["Service"]["spec"]["ports"]] == ["http"]
+    assert len(hs["NetworkPolicy"]["spec"]["ingress"]) == 1
+    assert set(hs["Deployment"]["spec"]["template"]["metadata"]["annotations"]) == {"checksum/config"}
+    # javaOpts alone: the JVM options, no agent.
+    tuned = history_objects(render({**HISTORY, "historyServer": {"enabled": True, "javaOpts": "-XX:+UseZGC"}}))
+    (tc,) = tuned["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e["value"] for e in tc["env"]}["SPARK_DAEMON_JAVA_OPTS"] == "-XX:+UseZGC"
+    # Metrics values without a History Server deploy nothing.
+    assert history_objects(render({"historyServer": {"metrics": {"enabled": True, "serviceMonitor": {
+        "enabled": True}}}})) == {}
+
+
+def test_namespaced_install_with_the_history_server():
+    """watchNamespaces [team-a, team-b] with the History Server: its objects are in the release
+    namespace, the operator advertises it, and it adds no RBAC at all (it never calls the API),
+    so the install stays without cluster-wide permissions beyond the profiles' ClusterRole.
+    (With a claim, the History Server reads the release namespace's: sessions in team-a and
+    team-b need an object store URL to show up there; docs/history-server.md, "Limits".)"""
+    objs = render(HISTORY_NAMESPACED)
+    hs = history_objects(objs)
+    assert sorted(hs) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
+    for obj in hs.values():
+        assert obj["metadata"]["namespace"] == chart.NAMESPACE
+    volumes = hs["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    assert {"claimName": "spark-events", "readOnly": False} in [v.get("persistentVolumeClaim") for v in volumes]
+    env = operator_env(objs)
+    assert env["SPARKBOOK_HISTORY_SERVER_URL"] == f"http://sparkbook-history.{chart.NAMESPACE}.svc:{names.HISTORY_PORT}"
+    assert env["SPARKBOOK_NAMESPACES"] == "team-a,team-b"
+    assert env["SPARKBOOK_EVENT_LOG_ENABLED"] == "true" and env["SPARKBOOK_EVENT_LOG_PVC"] == "spark-events"
+    # RBAC exactly as without the History Server: the profiles' ClusterRole and the Roles in
+    # team-a and team-b, nothing bound to the History Server's ServiceAccount.
+    rbac_kinds = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    assert [o for o in objs if o["kind"] in rbac_kinds] == [o for o in render(NAMESPACED) if o["kind"] in rbac_kinds]
+    assert [o["metadata"]["name"] for o in find(objs, "ClusterRole")] == ["sparkbook-profiles"]
+    for binding in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
+        assert "sparkbook-history" not in {s["name"] for s in binding["subjects"]}
+    assert hs["ServiceAccount"]["automountServiceAccountToken"] is False
+    # Everything else is the namespaced install's.
+    assert [o for o in objs if o["metadata"]["name"] != "sparkbook-history" and o["kind"] != "Deployment"] == \
+        [o for o in render(NAMESPACED) if o["kind"] != "Deployment"]
+
+
 # Event-log values that cannot work: the render fails and says what to set.
 REFUSED_BY_TEMPLATE = [
     ({"eventLog": {"enabled": True}}, "eventLog.enabled=true needs eventLog.persistentVolumeClaim or eventLog.url"),
@@ -507,6 +647,8 @@ REFUSED_BY_TEMPLATE = [
     ({"eventLog": {"persistentVolumeClaim": "spark-events", "url": "s3a://b/e"}}, "not both"),
     ({"eventLog": {"enabled": True, "persistentVolumeClaim": "spark-events", "url": "s3a://b/e"},
       "historyServer": {"enabled": True}}, "not both"),
+    ({**HISTORY, "historyServer": {"enabled": True, "metrics": {"serviceMonitor": {"enabled": True}}}},
+     "historyServer.metrics.serviceMonitor.enabled needs historyServer.metrics.enabled"),
 ]
 
 
@@ -567,6 +709,7 @@ def test_kubernetes_validate_strict():
     checked = 0
     sources = {"default": render(), "namespaced": render(NAMESPACED), "everything": render(EVERYTHING),
                "jupyterhub": render(JUPYTERHUB), "history": render(HISTORY), "history-s3": render(HISTORY_S3),
+               "history-metrics": render(HISTORY_METRICS), "history-namespaced": render(HISTORY_NAMESPACED),
                "manifests": manifest_docs()}
     for source, objs in sources.items():
         for obj in objs:
@@ -576,7 +719,8 @@ def test_kubernetes_validate_strict():
                 assert obj["kind"] == "NotebookProfile"
                 continue
             if obj["apiVersion"] == "monitoring.coreos.com/v1":
-                # A Prometheus Operator CRD: no schema in kubernetes-validate (checked in test_optional_values).
+                # A Prometheus Operator CRD: no schema in kubernetes-validate (checked in
+                # test_optional_values and test_history_server_metrics_through_the_jmx_exporter_agent).
                 assert obj["kind"] == "ServiceMonitor"
                 continue
             try:
@@ -606,6 +750,8 @@ def test_checkov_finds_nothing(tmp_path):
         "jupyterhub.yaml": chart.render(JUPYTERHUB, root=ROOT),
         "history.yaml": chart.render(HISTORY, root=ROOT),
         "history-s3.yaml": chart.render(HISTORY_S3, root=ROOT),
+        "history-metrics.yaml": chart.render(HISTORY_METRICS, root=ROOT),
+        "history-namespaced.yaml": chart.render(HISTORY_NAMESPACED, root=ROOT),
     }
     for name, rendered in files.items():
         (tmp_path / name).write_text("---\n".join(doc for _, doc in chart.rendered_documents(rendered)))

@@ -191,3 +191,36 @@ spark.history.fs.cleaner.maxNum={{ int $hs.cleaner.maxNumFiles }}
 {{ $key }}={{ $value }}
 {{- end }}
 {{- end }}
+
+{{/*
+jmx-exporter.yaml: the Prometheus JMX exporter agent's config (historyServer.metrics). Spark's
+History Server registers no MBeans of its own, so this keeps the JVM's: memory and its pools,
+garbage collection, threads, class loading, the process (CPU, file descriptors) and uptime.
+*/}}
+{{- define "sparkbook.historyJmxConfig" -}}
+lowercaseOutputName: true
+lowercaseOutputLabelNames: true
+includeObjectNames:
+  - "java.lang:type=Memory"
+  - "java.lang:type=MemoryPool,*"
+  - "java.lang:type=GarbageCollector,*"
+  - "java.lang:type=Threading"
+  - "java.lang:type=ClassLoading"
+  - "java.lang:type=OperatingSystem"
+  - "java.lang:type=Runtime"
+rules:
+  - pattern: ".*"
+{{- end }}
+
+{{/* SPARK_DAEMON_JAVA_OPTS of the History Server: the metrics agent, then historyServer.javaOpts. */}}
+{{- define "sparkbook.historyJavaOpts" -}}
+{{- $hs := .Values.historyServer -}}
+{{- $opts := list -}}
+{{- if $hs.metrics.enabled -}}
+{{- $opts = append $opts (printf "-javaagent:%s=%d:/etc/spark-history/jmx-exporter.yaml" $hs.metrics.javaagentJar (int $hs.metrics.port)) -}}
+{{- end -}}
+{{- with $hs.javaOpts -}}
+{{- $opts = append $opts . -}}
+{{- end -}}
+{{- join " " $opts -}}
+{{- end }}
