@@ -116,9 +116,11 @@ def spark_connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[C
 
 
 @contextlib.contextmanager
-def connect_server(work: Path, host: str) -> Iterator[ConnectServer]:
+def connect_server(work: Path, host: str, *, example: str = "sparksession.yaml",
+                   event_log_dir: Path | None = None) -> Iterator[ConnectServer]:
     """Start the server from the driver pod's own command, localized by loopback_conf(), with token
-    auth, on `host` (a loopback address: the pod's ports are fixed)."""
+    auth, on `host` (a loopback address: the pod's ports are fixed). With `event_log_dir`, the
+    directory stands for the pod's event-log claim (mounted at /spark-events in the pod)."""
     _require_java()
     grpc_port, ui_port = names.CONNECT_PORT, names.UI_PORT
     for port in (grpc_port, ui_port):
@@ -126,8 +128,11 @@ def connect_server(work: Path, host: str) -> Iterator[ConnectServer]:
             pytest.fail(f"{host}:{port} is already taken: is another Spark test server still running?", pytrace=False)
     token = secrets.token_urlsafe(24)
     # The pod's own command and conf; only the master and the Kubernetes-only keys change.
-    container = driver_container()
+    container = driver_container(example)
     pod_conf, app_name = parse_connect_server_command(container["command"])
+    if event_log_dir is not None:
+        assert pod_conf.get("spark.eventLog.dir") == f"file://{names.EVENT_LOG_DIR}", "the example writes no event log"
+        pod_conf["spark.eventLog.dir"] = event_log_dir.as_uri()
     assert any(e["name"] == SERVER_TOKEN_ENV for e in container["env"]), "the pod must pass the token by env"
     conf = loopback_conf(
         pod_conf,

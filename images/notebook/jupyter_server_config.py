@@ -21,3 +21,7 @@ c.LabApp.news_url = None
 from sparkbook.notebook.uiproxy import keep_redirects_inside  # noqa: E402
 
 c.ServerProxy.non_service_rewrite_response = keep_redirects_inside
+
+# Spark UI links that name the application, not the driver: the live UI while it runs, the History
+# Server's page once it is gone (sparkbook/notebook/links.py; used when a History Server is known).
+c.ServerApp.jpserver_extensions.update({"sparkbook.notebook.links": True})

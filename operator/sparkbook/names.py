@@ -44,6 +44,15 @@ CONFIG_HASH = f"{GROUP}/config-hash"
 SPEC_GENERATION = f"{GROUP}/spec-generation"
 GENERATED_SECRET = f"{GROUP}/generated"
 
+EVENT_LOG_LABEL = f"{GROUP}/event-log"  # on driver pods whose application ID is spark-<pod UID>
+EVENT_LOG_DIR = "/spark-events"  # where a claim for event logs is mounted (driver and History Server)
+DRIVER_UID_ENV = "SPARKBOOK_DRIVER_UID"  # the driver pod's UID (Downward API), in spark.app.id
+HISTORY_PORT = 18080  # Spark's History Server
+HISTORY_ENV = "SPARKBOOK_SPARK_HISTORY"  # notebook pods: the History Server, reachable from the kernel
+HISTORY_LINK_ENV = "SPARKBOOK_SPARK_HISTORY_LINK"  # ... and for browsers (through the server's proxy)
+SPARK_LINKS_ENV = "SPARKBOOK_SPARK_LINKS"  # notebook pods: the stable Spark UI links' root
+SPARK_LINKS_PATH = "sparkbook/spark-ui"  # under the notebook server's base URL (sparkbook.notebook.links)
+
 TOKEN_KEY = "token"
 EXECUTOR_TEMPLATE_KEY = "executor-pod-template.yaml"
 EXECUTOR_TEMPLATE_DIR = "/opt/sparkbook/templates"
@@ -141,6 +150,16 @@ CONNECT_TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"
 
 def connect_endpoint(session: str, namespace: str) -> str:
     return f"sc://{SessionNames(session).connect_service}.{namespace}.svc:{CONNECT_PORT}"
+
+
+def application_id(driver_uid: str) -> str:
+    """The Spark application ID of a driver that writes event logs: stable, known before it starts."""
+    return f"spark-{driver_uid}"
+
+
+def history_page(history_url: str, app_id: str) -> str:
+    """An application's page on a History Server (its jobs)."""
+    return f"{history_url.rstrip('/')}/history/{app_id}/jobs/"
 
 
 def ui_endpoint(session: str, namespace: str) -> str:

@@ -13,6 +13,7 @@ from sparkbook.api.notebookserver import NotebookServer, NotebookServerSpec
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.notebook import notebook_children
 from sparkbook.build.session import session_children
+from sparkbook.build.spark import EventLogError, event_log_target
 from sparkbook.profile import ProfileError, effective_spec
 from sparkbook.settings import Settings
 
@@ -80,7 +81,12 @@ def children_of(doc: dict[str, Any], *, settings: Settings, namespace: str,
             spec = SparkSessionSpec.model_validate(doc.get("spec") or {})
         except ValidationError as e:
             raise RenderError(describe_validation_error(kind, name, e)) from None
-        return session_children(owner=owner, spec=spec, image=spec.image or settings.spark_image, token=None)
+        try:
+            event_log = event_log_target(spec.event_log, settings.event_log_defaults)
+        except EventLogError as e:
+            raise RenderError(f"SparkSession {name!r} (EventLogNowhere): {e}") from None
+        return session_children(owner=owner, spec=spec, image=spec.image or settings.spark_image, token=None,
+                                event_log=event_log)
     if kind == "NotebookServer":
         nb_spec = notebook_spec(doc, profiles or {})
         out = []
@@ -89,7 +95,8 @@ def children_of(doc: dict[str, Any], *, settings: Settings, namespace: str,
                         "spec": _pruned(nb_spec.model_dump(by_alias=True, exclude_none=True, mode="json"))})
         culled = bool((meta.get("annotations") or {}).get(names.CULLED_AT))
         out += notebook_children(
-            owner=owner, spec=nb_spec, image=nb_spec.image or settings.notebook_image, token=None, culled=culled
+            owner=owner, spec=nb_spec, image=nb_spec.image or settings.notebook_image, token=None, culled=culled,
+            history_url=settings.history_server_url,
         )
         # The SparkSession the notebook owns, and what the operator creates for that in turn.
         for child in list(out):

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from sparkbook import names
+
+if TYPE_CHECKING:
+    from sparkbook.build.spark import EventLogDefaults
 
 
 class Settings(BaseModel):
@@ -46,6 +50,23 @@ class Settings(BaseModel):
     """Prometheus /metrics; 0 turns it off."""
     idle_check_seconds: float = 60.0
     """How often running notebooks and idle-limited sessions are asked for activity."""
+    event_log_enabled: bool = False
+    """Sessions write Spark event logs unless their spec.eventLog says otherwise (chart: eventLog.enabled)."""
+    event_log_pvc: str | None = None
+    """Default place of event logs: a PersistentVolumeClaim of this name in each session's namespace..."""
+    event_log_url: str | None = None
+    """... or an object store URL ("s3a://bucket/spark-events")."""
+    event_log_credentials_secret: str | None = None
+    """A Secret (in each session's namespace) with the object store's credentials, for event_log_url."""
+    history_server_url: str | None = None
+    """Where users reach the History Server that reads those logs: status and notebook links go there."""
+
+    @property
+    def event_log_defaults(self) -> "EventLogDefaults":
+        from sparkbook.build.spark import EventLogDefaults
+
+        return EventLogDefaults(enabled=self.event_log_enabled, persistent_volume_claim=self.event_log_pvc,
+                                url=self.event_log_url, credentials_secret=self.event_log_credentials_secret)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -65,6 +86,16 @@ class Settings(BaseModel):
             ]
         if env.get("SPARKBOOK_NOTEBOOK_IMAGE"):
             values["notebook_image"] = env["SPARKBOOK_NOTEBOOK_IMAGE"]
+        if env.get("SPARKBOOK_EVENT_LOG_ENABLED", "").lower() in ("1", "true", "yes"):
+            values["event_log_enabled"] = True
+        for key, field in (
+            ("SPARKBOOK_EVENT_LOG_PVC", "event_log_pvc"),
+            ("SPARKBOOK_EVENT_LOG_URL", "event_log_url"),
+            ("SPARKBOOK_EVENT_LOG_CREDENTIALS_SECRET", "event_log_credentials_secret"),
+            ("SPARKBOOK_HISTORY_SERVER_URL", "history_server_url"),
+        ):
+            if env.get(key):
+                values[field] = env[key].strip()
         if env.get("SPARKBOOK_NAMESPACES"):
             values["namespaces"] = [n.strip() for n in env["SPARKBOOK_NAMESPACES"].split(",") if n.strip()]
         for key, field in (

@@ -130,6 +130,11 @@ class SessionObservation:
     waiting_backoff: str | None = None
     last_activity: str | None = None
     previous: dict[str, Any] = field(default_factory=dict)
+    history_url: str | None = None
+    """The History Server that reads this session's event logs (None: no event log, or none known)."""
+
+
+MAX_APPLICATIONS = 10
 
 
 def _executor_counts(executors: list[dict[str, Any]]) -> dict[str, int]:
@@ -148,7 +153,10 @@ def _executor_counts(executors: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _application_id(obs: SessionObservation) -> str | None:
-    driver_uid = (obs.driver or {}).get("metadata", {}).get("uid")
+    meta = (obs.driver or {}).get("metadata", {})
+    driver_uid = meta.get("uid")
+    if driver_uid and (meta.get("labels") or {}).get(names.EVENT_LOG_LABEL) == "true":
+        return names.application_id(driver_uid)  # the driver was started with spark.app.id=spark-<UID>
     for pod in obs.executors:
         owners = {ref.get("uid") for ref in pod.get("metadata", {}).get("ownerReferences", []) or []}
         app = pod.get("metadata", {}).get("labels", {}).get("spark-app-selector")
@@ -159,6 +167,31 @@ def _application_id(obs: SessionObservation) -> str | None:
         "startTime"
     )
     return previous if previous and obs.driver and same_driver else None
+
+
+def _applications(obs: SessionObservation, current: str | None, running: bool) -> list[dict[str, Any]]:
+    """This session's applications, newest first: the running one, then those that ended (the
+    time the operator first saw each one's driver gone), each with its History Server page."""
+    out: list[dict[str, Any]] = []
+    if current:
+        entry: dict[str, Any] = {"id": current}
+        start = (obs.driver or {}).get("status", {}).get("startTime")
+        old = next((a for a in obs.previous.get("applications") or [] if a.get("id") == current), None)
+        start = start or (old or {}).get("startTime")
+        if start:
+            entry["startTime"] = start
+        if not running:
+            entry["endTime"] = (old or {}).get("endTime") or obs.now
+        out.append(entry)
+    for app in obs.previous.get("applications") or []:
+        if app.get("id") and app.get("id") != current:
+            out.append({**app, "endTime": app.get("endTime") or obs.now})
+    for app in out:
+        if obs.history_url:
+            app["historyURL"] = names.history_page(obs.history_url, app["id"])
+        else:
+            app.pop("historyURL", None)
+    return out[:MAX_APPLICATIONS]
 
 
 def session_status(obs: SessionObservation) -> dict[str, Any]:
@@ -246,6 +279,16 @@ def session_status(obs: SessionObservation) -> dict[str, Any]:
     app_id = _application_id(obs)
     if app_id:
         status["applicationId"] = app_id
+    # Only drivers that write event logs are kept as applications: the others leave nothing to browse.
+    logged = app_id if app_id and ((obs.driver or {}).get("metadata", {}).get("labels") or {}).get(
+        names.EVENT_LOG_LABEL) == "true" else None
+    driver_alive = driver is not None and not stopped and not pod_failed(driver) and not (
+        driver.get("status", {}).get("phase") == "Succeeded")
+    applications = _applications(obs, logged, driver_alive)
+    if applications:
+        status["applications"] = applications
+        if obs.history_url:
+            status["endpoints"]["history"] = applications[0].get("historyURL")
     last = obs.last_activity or obs.previous.get("lastActivityTime")
     if last:
         status["lastActivityTime"] = last
@@ -360,6 +403,13 @@ def notebook_status(obs: NotebookObservation) -> dict[str, Any]:
     if obs.session_name:
         status["sparkSession"] = obs.session_name
         status["sparkUI"] = names.ui_endpoint(obs.session_name, obs.namespace)
+        session_status_ = (obs.session or {}).get("status") or {}
+        history = (session_status_.get("endpoints") or {}).get("history")
+        if history:
+            status["sparkHistory"] = history
+            if session_status_.get("phase") != "Running":
+                # The live UI went with the driver: its application is on the History Server.
+                status["sparkUI"] = history
     last = obs.last_activity or obs.previous.get("lastActivityTime")
     if last:
         status["lastActivityTime"] = last

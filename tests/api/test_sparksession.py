@@ -341,3 +341,20 @@ def test_cluster_ip_may_not_change_once_set(emulator, kubectl, namespace):
     # An update that leaves the field out keeps it.
     kubectl("patch", "service", "vip", "-n", namespace, "--type=merge", "-p", '{"spec": {"clusterIP": null}}')
     assert emulator.get("v1", "services", namespace, "vip")["spec"]["clusterIP"] == svc["spec"]["clusterIP"]
+
+
+def test_event_logs_with_nowhere_to_go_stall_with_an_event(emulator, operator, kubectl, namespace):
+    """The default operator has no event-log place: a session asking for event logs without one
+    is Stalled (EventLogNowhere) and told what to set, and nothing is created for it."""
+    kubectl("apply", "-f", "-", input=example_in(namespace, eventLog={"enabled": True}))
+    stalled = wait_for(lambda: condition(session(emulator, namespace), "Stalled").get("status") == "True"
+                       and condition(session(emulator, namespace), "Stalled"), what="Stalled")
+    assert stalled["reason"] == "EventLogNowhere"
+    assert "spec.eventLog.persistentVolumeClaim or spec.eventLog.url" in stalled["message"]
+    assert emulator.get("v1", "pods", namespace, "analytics-driver") is None
+    events = emulator.list("v1", "events", namespace=namespace)
+    assert any(e["type"] == "Warning" and "eventLog" in e["message"] for e in events)
+    kubectl("patch", "sparksession", "analytics", "-n", namespace, "--type=merge",
+            "-p", '{"spec": {"eventLog": {"url": "s3a://logs/spark-events"}}}')
+    pod = wait_for(lambda: emulator.get("v1", "pods", namespace, "analytics-driver"), what="driver once fixed")
+    assert "spark.eventLog.dir=s3a://logs/spark-events" in pod["spec"]["containers"][0]["command"]

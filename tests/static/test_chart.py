@@ -57,6 +57,30 @@ EVERYTHING = {
 }
 # The JupyterHub hub's permissions in every namespace (EVERYTHING binds them in team-a only).
 JUPYTERHUB = {"jupyterhub": {"rbac": {"create": True}}}
+# Event logs on a shared claim for every session, and a History Server over them.
+HISTORY = {"eventLog": {"enabled": True, "persistentVolumeClaim": "spark-events"}, "historyServer": {"enabled": True}}
+# ... and on an object store, with credentials, an image by digest and the cleaner off.
+HISTORY_S3 = {
+    "eventLog": {"enabled": True, "url": "s3a://spark-logs/events", "credentialsSecret": "s3-credentials"},
+    "historyServer": {"enabled": True, "image": "registry.example.com/spark-aws@sha256:" + "1" * 64,
+                      "cleaner": {"enabled": False}, "retainedApplications": 20,
+                      "sparkConf": {"spark.hadoop.fs.s3a.endpoint": "http://minio.storage:9000"},
+                      "nodeSelector": {"kubernetes.io/os": "linux"},
+                      "networkPolicy": {"extraFrom": [{"namespaceSelector": {"matchLabels": {
+                          "kubernetes.io/metadata.name": "ingress-nginx"}}}]}},
+}
+# The claim variant with JVM metrics through the JMX exporter agent, a ServiceMonitor, and
+# Prometheus in `monitoring` allowed to scrape (the operator's networkPolicy.metricsFrom).
+MONITORING = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+HISTORY_METRICS = {
+    **HISTORY,
+    "historyServer": {"enabled": True, "javaOpts": "-XX:+ExitOnOutOfMemoryError",
+                      "metrics": {"enabled": True, "serviceMonitor": {"enabled": True,
+                                                                      "labels": {"release": "prometheus"}}}},
+    "networkPolicy": {"metricsFrom": MONITORING},
+}
+# A namespace-scoped operator (team-a, team-b) with the History Server on the claim.
+HISTORY_NAMESPACED = {**NAMESPACED, **HISTORY}
 
 
 def render(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -97,8 +121,10 @@ def test_chart_versions_follow_the_package():
     assert meta["version"] == meta["appVersion"] == version
 
 
-@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB],
-                         ids=["default", "namespaced", "everything", "jupyterhub"])
+@pytest.mark.parametrize("values", [{}, NAMESPACED, EVERYTHING, JUPYTERHUB, HISTORY, HISTORY_S3, HISTORY_METRICS,
+                                    HISTORY_NAMESPACED],
+                         ids=["default", "namespaced", "everything", "jupyterhub", "history", "history-s3",
+                              "history-metrics", "history-namespaced"])
 def test_helm_lint_strict(values):
     report = helm.lint(str(CHART_DIR), values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
     # Severity 1 is INFO ("icon is recommended"); `helm lint --strict` fails on WARNING (2) and up.
@@ -111,7 +137,12 @@ def test_helm_lint_strict(values):
     [{"replicaCount": 2}, {"logLevel": "trace"}, {"watchNamespaces": "team-a"}, {"watchNamespaces": ["Team_A"]},
      {"image": {"pullPolicy": "Sometimes"}}, {"serviceMonitor": {"enabled": "yes"}}, {"surprise": 1},
      {"jupyterhub": {"rbac": {"create": "yes"}}}, {"jupyterhub": {"rbac": {"namespace": "team-a"}}},
-     {"jupyterhub": {"rbac": {"namespaces": "team-a"}}}, {"jupyterhub": {"rbac": {"namespaces": ["a", "a"]}}}],
+     {"jupyterhub": {"rbac": {"namespaces": "team-a"}}}, {"jupyterhub": {"rbac": {"namespaces": ["a", "a"]}}},
+     {"eventLog": {"enabled": "yes"}}, {"eventLog": {"maxFileSize": "128m"}},
+     {"historyServer": {"replicas": 2}}, {"historyServer": {"cleaner": {"maxNumFiles": -1}}},
+     {"historyServer": {"retainedApplications": 0}}, {"historyServer": {"metrics": {"enabled": "yes"}}},
+     {"historyServer": {"metrics": {"path": "/metrics"}}}, {"historyServer": {"javaOpts": ["-Xss1m"]}},
+     {"historyServer": {"metrics": {"serviceMonitor": {"scrapeTimeout": "10s"}}}}],
     ids=lambda v: next(iter(v)),
 )
 def test_schema_rejects_bad_values(values):
@@ -145,6 +176,28 @@ REFUSED_LATE = [
      "/jupyterhub/rbac/serviceAccount/name"),
     ({"jupyterhub": {"rbac": {"serviceAccount": {"name": "hub", "namespace": "hub.ns"}}}},
      "/jupyterhub/rbac/serviceAccount/namespace"),
+    ({"eventLog": {"persistentVolumeClaim": "Spark_Events"}}, "/eventLog/persistentVolumeClaim"),
+    ({"eventLog": {"url": "/spark-events"}}, "/eventLog/url"),
+    ({"eventLog": {"url": "s3a://bucket/with space"}}, "/eventLog/url"),
+    ({"eventLog": {"url": "s3a://b/e", "credentialsSecret": "S3 Credentials"}}, "/eventLog/credentialsSecret"),
+    ({"historyServer": {"url": "history.example.com"}}, "/historyServer/url"),
+    ({"historyServer": {"updateInterval": "10 seconds"}}, "/historyServer/updateInterval"),
+    ({"historyServer": {"cleaner": {"maxAge": "a week"}}}, "/historyServer/cleaner/maxAge"),
+    ({"historyServer": {"daemonMemory": "1Gi"}}, "/historyServer/daemonMemory"),
+    ({"historyServer": {"resources": {"limits": {"memory": "1 GB"}}}}, "/historyServer/resources/limits/memory"),
+    ({"historyServer": {"sparkConf": {"fs.s3a.endpoint": "x"}}}, "invalid propertyName 'fs.s3a.endpoint'"),
+    ({"historyServer": {"nodeSelector": {"pool": "a/b"}}}, "/historyServer/nodeSelector/pool"),
+    ({"historyServer": {"metrics": {"port": 80}}}, "/historyServer/metrics/port"),
+    ({"historyServer": {"metrics": {"port": 65536}}}, "/historyServer/metrics/port"),
+    ({"historyServer": {"metrics": {"port": 18080}}}, "/historyServer/metrics/port"),
+    ({"historyServer": {"metrics": {"javaagentJar": "jars/jmx_prometheus_javaagent.jar"}}},
+     "/historyServer/metrics/javaagentJar"),
+    ({"historyServer": {"metrics": {"javaagentJar": "/opt/agent.jar=1234"}}}, "/historyServer/metrics/javaagentJar"),
+    ({"historyServer": {"metrics": {"serviceMonitor": {"interval": "30 seconds"}}}},
+     "/historyServer/metrics/serviceMonitor/interval"),
+    ({"historyServer": {"metrics": {"serviceMonitor": {"labels": {"release": "-x"}}}}},
+     "/historyServer/metrics/serviceMonitor/labels/release"),
+    ({"historyServer": {"javaOpts": "-Xss1m\n-Xmx1g"}}, "/historyServer/javaOpts"),
 ]
 
 
@@ -283,6 +336,329 @@ def test_optional_values(tmp_path):
     assert ("", "namespaces", "create") in flatten(find(objs, "ClusterRole", "sparkbook-jupyterhub-profiles")[0]["rules"])
 
 
+# --- event logs and the History Server ----------------------------------------------------------
+
+
+def history_objects(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """kind -> the History Server's object of that kind."""
+    found = {o["kind"]: o for o in objs if o["metadata"]["name"] == "sparkbook-history"}
+    assert len(found) == len([o for o in objs if o["metadata"]["name"] == "sparkbook-history"])
+    return found
+
+
+def operator_env(objs: list[dict[str, Any]]) -> dict[str, str | None]:
+    (deploy,) = find(objs, "Deployment", "sparkbook")
+    (c,) = deploy["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value") for e in c["env"]}
+
+
+def history_conf(objs: list[dict[str, Any]]) -> dict[str, str]:
+    text = history_objects(objs)["ConfigMap"]["data"]["history.conf"]
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_no_history_server_nor_event_logs_by_default(default_objs, namespaced_objs):
+    for objs in (default_objs, namespaced_objs):
+        assert history_objects(objs) == {}
+        assert not [k for k in operator_env(objs) if "EVENT_LOG" in k or "HISTORY" in k]
+    # Event logs without a History Server: the operator's default only.
+    objs = render({"eventLog": {"enabled": True, "url": "s3a://b/events", "credentialsSecret": "s3"}})
+    assert history_objects(objs) == {}
+    env = operator_env(objs)
+    assert {k: v for k, v in env.items() if "EVENT_LOG" in k or "HISTORY" in k} == {
+        "SPARKBOOK_EVENT_LOG_ENABLED": "true", "SPARKBOOK_EVENT_LOG_URL": "s3a://b/events",
+        "SPARKBOOK_EVENT_LOG_CREDENTIALS_SECRET": "s3"}
+    # An external History Server: advertised, not deployed.
+    objs = render({"historyServer": {"url": "https://history.example.com/"}})
+    assert history_objects(objs) == {}
+    assert operator_env(objs)["SPARKBOOK_HISTORY_SERVER_URL"] == "https://history.example.com"
+
+
+def test_history_server_on_a_claim():
+    objs = render(HISTORY)
+    hs = history_objects(objs)
+    assert sorted(hs) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
+    for obj in hs.values():
+        assert obj["metadata"]["namespace"] == chart.NAMESPACE
+        assert obj["metadata"]["labels"]["app.kubernetes.io/component"] == "history-server"
+    deploy, svc = hs["Deployment"], hs["Service"]
+    assert deploy["spec"]["replicas"] == 1 and deploy["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deploy["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == names.DEFAULT_SPARK_IMAGE and c["imagePullPolicy"] == "Always"
+    assert c["command"] == [f"{names.SPARK_HOME}/bin/spark-class", "org.apache.spark.deploy.history.HistoryServer",
+                            "--properties-file", "/etc/spark-history/history.conf"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["SPARK_NO_DAEMONIZE"] == "true" and env["SPARK_DAEMON_MEMORY"] == "640m"
+    assert "envFrom" not in c
+    assert c["ports"] == [{"name": "http", "containerPort": names.HISTORY_PORT, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/api/v1/version", "port": "http"}
+    assert set(c["resources"]) == {"requests", "limits"}
+    # Restricted, as the image's own user (the drivers' too: the logs are its files).
+    assert hardening_problems(pod) == []
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["runAsGroup"] == names.SPARK_UID
+    assert pod["securityContext"]["fsGroup"] == names.SPARK_UID
+    assert pod["serviceAccountName"] == hs["ServiceAccount"]["metadata"]["name"] == "sparkbook-history"
+    assert hs["ServiceAccount"]["automountServiceAccountToken"] is False
+    # The claim of that name in the release namespace, read-write for the cleaner; a read-only
+    # root file system with emptyDirs where the JVM and Spark write.
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts[names.EVENT_LOG_DIR]["readOnly"] is False
+    assert volumes[mounts[names.EVENT_LOG_DIR]["name"]]["persistentVolumeClaim"] == {
+        "claimName": "spark-events", "readOnly": False}
+    for path in ("/tmp", f"{names.SPARK_HOME}/work-dir"):
+        assert "emptyDir" in volumes[mounts[path]["name"]]
+    assert mounts["/etc/spark-history"]["readOnly"] is True
+    assert volumes[mounts["/etc/spark-history"]["name"]]["configMap"]["name"] == hs["ConfigMap"]["metadata"]["name"]
+    assert history_conf(objs) == {
+        "spark.history.fs.logDirectory": f"file://{names.EVENT_LOG_DIR}",
+        "spark.history.ui.port": str(names.HISTORY_PORT),
+        "spark.history.fs.update.interval": "10s",
+        "spark.history.retainedApplications": "50",
+        "spark.history.fs.cleaner.enabled": "true",
+        "spark.history.fs.cleaner.maxAge": "7d",
+    }
+    # The Service, and the operator advertising it (status and notebook links).
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["ports"] == [{"name": "http", "port": names.HISTORY_PORT, "targetPort": "http", "protocol": "TCP"}]
+    assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"] == \
+        deploy["spec"]["template"]["metadata"]["labels"]
+    # Neither the operator's Deployment nor its Service or NetworkPolicy select the History Server's pod.
+    operator = find(objs, "Deployment", "sparkbook")[0]
+    assert not operator["spec"]["selector"]["matchLabels"].items() <= svc["spec"]["selector"].items()
+    env = operator_env(objs)
+    assert env["SPARKBOOK_HISTORY_SERVER_URL"] == f"http://sparkbook-history.{chart.NAMESPACE}.svc:{names.HISTORY_PORT}"
+    assert env["SPARKBOOK_EVENT_LOG_ENABLED"] == "true" and env["SPARKBOOK_EVENT_LOG_PVC"] == "spark-events"
+    assert "SPARKBOOK_EVENT_LOG_URL" not in env and "SPARKBOOK_EVENT_LOG_CREDENTIALS_SECRET" not in env
+    # The notebook pods' proxy reaches it at that URL: it is an in-cluster Service address.
+    from sparkbook.build.notebook import history_env
+    link = {e["name"]: e["value"] for e in history_env(history_url=env["SPARKBOOK_HISTORY_SERVER_URL"])}
+    assert link[names.HISTORY_LINK_ENV] == f"/proxy/sparkbook-history.{chart.NAMESPACE}.svc:{names.HISTORY_PORT}"
+
+
+def test_history_server_network_policy_admits_notebooks_and_the_release_namespace():
+    policy = history_objects(render(HISTORY))["NetworkPolicy"]
+    deploy = history_objects(render(HISTORY))["Deployment"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == deploy["spec"]["selector"]["matchLabels"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    notebook_pod = names.notebook_labels("alice")
+    (notebooks, release) = rule["from"]
+    assert notebooks["namespaceSelector"] == {}
+    assert notebooks["podSelector"]["matchLabels"].items() <= notebook_pod.items()
+    assert release == {"podSelector": {}}
+    # A driver pod is no notebook.
+    assert not notebooks["podSelector"]["matchLabels"].items() <= names.session_labels("analytics", "driver").items()
+    extra = history_objects(render(HISTORY_S3))["NetworkPolicy"]["spec"]["ingress"][0]["from"]
+    assert extra[2:] == HISTORY_S3["historyServer"]["networkPolicy"]["extraFrom"]
+    off = render({**HISTORY, "historyServer": {"enabled": True, "networkPolicy": {"enabled": False}}})
+    assert "NetworkPolicy" not in history_objects(off)
+
+
+def test_history_server_on_an_object_store():
+    objs = render(HISTORY_S3)
+    hs = history_objects(objs)
+    pod = hs["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == HISTORY_S3["historyServer"]["image"] and c["imagePullPolicy"] == "IfNotPresent"
+    # The credentials Secret (of the release namespace) as the environment; no claim.
+    assert c["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert names.EVENT_LOG_DIR not in {m["mountPath"] for m in c["volumeMounts"]}
+    assert not [v for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert hardening_problems(pod) == []
+    assert history_conf(objs) == {
+        "spark.history.fs.logDirectory": "s3a://spark-logs/events",
+        "spark.history.ui.port": str(names.HISTORY_PORT),
+        "spark.history.fs.update.interval": "10s",
+        "spark.history.retainedApplications": "20",
+        "spark.history.fs.cleaner.enabled": "false",
+        "spark.hadoop.fs.s3a.endpoint": "http://minio.storage:9000",
+    }
+    env = operator_env(objs)
+    assert env["SPARKBOOK_EVENT_LOG_URL"] == "s3a://spark-logs/events"
+    assert env["SPARKBOOK_EVENT_LOG_CREDENTIALS_SECRET"] == "s3-credentials"
+    assert "SPARKBOOK_EVENT_LOG_PVC" not in env
+    # A claim with the cleaner off is mounted read-only: nothing in the History Server writes there.
+    ro = history_objects(render({**HISTORY, "historyServer": {"enabled": True, "cleaner": {"enabled": False}}}))
+    ro_pod = ro["Deployment"]["spec"]["template"]["spec"]
+    (ro_mount,) = [m for m in ro_pod["containers"][0]["volumeMounts"] if m["mountPath"] == names.EVENT_LOG_DIR]
+    assert ro_mount["readOnly"] is True
+    (ro_volume,) = [v for v in ro_pod["volumes"] if v["name"] == ro_mount["name"]]
+    assert ro_volume["persistentVolumeClaim"] == {"claimName": "spark-events", "readOnly": True}
+
+
+def test_history_server_values_flow_into_its_config():
+    values = {**HISTORY, "historyServer": {"enabled": True, "updateInterval": "30s", "retainedApplications": 1000000,
+                                           "cleaner": {"maxAge": "30d", "maxNumFiles": 500},
+                                           "url": "https://history.example.com"}}
+    objs = render(values)
+    conf = history_conf(objs)
+    assert conf["spark.history.fs.update.interval"] == "30s"
+    assert conf["spark.history.retainedApplications"] == "1000000"
+    assert conf["spark.history.fs.cleaner.maxAge"] == "30d" and conf["spark.history.fs.cleaner.maxNum"] == "500"
+    # Deployed, and advertised at the given address (an ingress in front of it).
+    assert "Deployment" in history_objects(objs)
+    assert operator_env(objs)["SPARKBOOK_HISTORY_SERVER_URL"] == "https://history.example.com"
+    # A change of history.conf changes the pod template (its checksum), so the pod rolls.
+    def checksum(objs: list[dict[str, Any]]) -> str:
+        return history_objects(objs)["Deployment"]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    assert checksum(objs) != checksum(render(HISTORY)) == checksum(render(HISTORY))
+    # A long release name still gives names Kubernetes takes (a Service name is a DNS-1035 label).
+    long = chart.objects(chart.render(HISTORY, root=ROOT, name="a" * 60))
+    (svc,) = [o for o in long if o["kind"] == "Service" and o["metadata"]["name"].endswith("-history")]
+    assert len(svc["metadata"]["name"]) <= 63
+
+
+def test_history_properties_of_the_workload_test_are_the_charts():
+    """tests/history.py runs a real History Server (tests/workload/test_history_server.py) with
+    the chart's properties; only the directory, the port and a faster scan differ."""
+    from tests.history import history_properties
+
+    tested = dict(line.split("=", 1) for line in history_properties(log_directory="file:///x", port=1).splitlines())
+    shipped = history_conf(render(HISTORY))
+    local = {"spark.history.fs.logDirectory", "spark.history.ui.port", "spark.history.fs.update.interval"}
+    assert set(tested) == set(shipped)
+    assert {k: v for k, v in tested.items() if k not in local} == {k: v for k, v in shipped.items() if k not in local}
+
+
+def test_history_server_metrics_through_the_jmx_exporter_agent():
+    """Spark's History Server has no metrics system (no sink, no Prometheus servlet): the JVM's
+    MBeans come from a JMX exporter Java agent in its JVM, on a port of its own."""
+    objs = render(HISTORY_METRICS)
+    hs = history_objects(objs)
+    assert sorted(hs) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service", "ServiceAccount", "ServiceMonitor"]
+    pod = hs["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    # The agent's flag first (its jar in the image, its port, its config from the ConfigMap), then javaOpts.
+    assert env["SPARK_DAEMON_JAVA_OPTS"] == ("-javaagent:/opt/spark/jars/jmx_prometheus_javaagent.jar="
+                                             "9404:/etc/spark-history/jmx-exporter.yaml -XX:+ExitOnOutOfMemoryError")
+    config = yaml.safe_load(hs["ConfigMap"]["data"]["jmx-exporter.yaml"])
+    assert config["lowercaseOutputName"] is True
+    assert config["includeObjectNames"] and all(n.startswith("java.lang:") for n in config["includeObjectNames"])
+    assert {"java.lang:type=Memory", "java.lang:type=GarbageCollector,*", "java.lang:type=Threading"} <= set(
+        config["includeObjectNames"])
+    assert config["rules"] == [{"pattern": ".*"}]
+    # The config is a file of the mounted ConfigMap; history.conf is unchanged by metrics.
+    (mount,) = [m for m in c["volumeMounts"] if m["mountPath"] == "/etc/spark-history"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"] == {"name": hs["ConfigMap"]["metadata"]["name"]}
+    assert history_conf(objs) == history_conf(render(HISTORY))
+    annotations = hs["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert set(annotations) == {"checksum/config", "checksum/jmx-exporter"}
+    # The port, on the container and the Service; the probes stay on the UI's port.
+    assert c["ports"] == [{"name": "http", "containerPort": names.HISTORY_PORT, "protocol": "TCP"},
+                          {"name": "metrics", "containerPort": 9404, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"]["port"] == c["livenessProbe"]["httpGet"]["port"] == "http"
+    svc = hs["Service"]
+    assert svc["spec"]["ports"][1] == {"name": "metrics", "port": 9404, "targetPort": "metrics", "protocol": "TCP"}
+    assert hardening_problems(pod) == []
+    # The ServiceMonitor scrapes that Service's port, in the release namespace.
+    monitor = hs["ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [chart.NAMESPACE]}
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    # It selects no operator Service, and the operator's ServiceMonitor does not select this one.
+    for operator_svc in find(objs, "Service"):
+        if operator_svc is not svc:
+            assert not monitor["spec"]["selector"]["matchLabels"].items() <= operator_svc["metadata"]["labels"].items()
+    both = render({**HISTORY_METRICS, "serviceMonitor": {"enabled": True}})
+    (operator_monitor,) = [m for m in find(both, "ServiceMonitor") if m["metadata"]["name"] == "sparkbook"]
+    assert not operator_monitor["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    # The NetworkPolicy: the UI's rule unchanged, the metrics port from the release namespace and
+    # from where the operator's metrics may be scraped.
+    (ui, metrics) = hs["NetworkPolicy"]["spec"]["ingress"]
+    assert ui == history_objects(render(HISTORY))["NetworkPolicy"]["spec"]["ingress"][0]
+    assert metrics == {"ports": [{"port": "metrics", "protocol": "TCP"}], "from": [{"podSelector": {}}, *MONITORING]}
+    operator_policy = find(objs, "NetworkPolicy", "sparkbook")[0]
+    assert operator_policy["spec"]["ingress"][1]["from"] == MONITORING
+    # Without metricsFrom the operator's metrics port is open to anyone, and so is this one.
+    open_ = history_objects(render({**HISTORY_METRICS, "networkPolicy": {"metricsFrom": []}}))["NetworkPolicy"]
+    assert open_["spec"]["ingress"][1] == {"ports": [{"port": "metrics", "protocol": "TCP"}]}
+    # Another port and jar, no ServiceMonitor.
+    other = history_objects(render({**HISTORY, "historyServer": {"enabled": True, "metrics": {
+        "enabled": True, "port": 19404, "javaagentJar": "/opt/jmx/agent.jar"}}}))
+    (oc,) = other["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e["value"] for e in oc["env"]}["SPARK_DAEMON_JAVA_OPTS"] == \
+        "-javaagent:/opt/jmx/agent.jar=19404:/etc/spark-history/jmx-exporter.yaml"
+    assert oc["ports"][1]["containerPort"] == other["Service"]["spec"]["ports"][1]["port"] == 19404
+    assert "ServiceMonitor" not in other
+
+
+def test_history_server_without_metrics_has_no_agent_nor_port():
+    hs = history_objects(render(HISTORY))
+    (c,) = hs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert "SPARK_DAEMON_JAVA_OPTS" not in {e["name"] for e in c["env"]}
+    assert set(hs["ConfigMap"]["data"]) == {"history.conf"}
+    assert [p["name"] for p in c["ports"]] == [p["name"] for p in hs["Service"]["spec"]["ports"]] == ["http"]
+    assert len(hs["NetworkPolicy"]["spec"]["ingress"]) == 1
+    assert set(hs["Deployment"]["spec"]["template"]["metadata"]["annotations"]) == {"checksum/config"}
+    # javaOpts alone: the JVM options, no agent.
+    tuned = history_objects(render({**HISTORY, "historyServer": {"enabled": True, "javaOpts": "-XX:+UseZGC"}}))
+    (tc,) = tuned["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e["value"] for e in tc["env"]}["SPARK_DAEMON_JAVA_OPTS"] == "-XX:+UseZGC"
+    # Metrics values without a History Server deploy nothing.
+    assert history_objects(render({"historyServer": {"metrics": {"enabled": True, "serviceMonitor": {
+        "enabled": True}}}})) == {}
+
+
+def test_namespaced_install_with_the_history_server():
+    """watchNamespaces [team-a, team-b] with the History Server: its objects are in the release
+    namespace, the operator advertises it, and it adds no RBAC at all (it never calls the API),
+    so the install stays without cluster-wide permissions beyond the profiles' ClusterRole.
+    (With a claim, the History Server reads the release namespace's: sessions in team-a and
+    team-b need an object store URL to show up there; docs/history-server.md, "Limits".)"""
+    objs = render(HISTORY_NAMESPACED)
+    hs = history_objects(objs)
+    assert sorted(hs) == ["ConfigMap", "Deployment", "NetworkPolicy", "Service", "ServiceAccount"]
+    for obj in hs.values():
+        assert obj["metadata"]["namespace"] == chart.NAMESPACE
+    volumes = hs["Deployment"]["spec"]["template"]["spec"]["volumes"]
+    assert {"claimName": "spark-events", "readOnly": False} in [v.get("persistentVolumeClaim") for v in volumes]
+    env = operator_env(objs)
+    assert env["SPARKBOOK_HISTORY_SERVER_URL"] == f"http://sparkbook-history.{chart.NAMESPACE}.svc:{names.HISTORY_PORT}"
+    assert env["SPARKBOOK_NAMESPACES"] == "team-a,team-b"
+    assert env["SPARKBOOK_EVENT_LOG_ENABLED"] == "true" and env["SPARKBOOK_EVENT_LOG_PVC"] == "spark-events"
+    # RBAC exactly as without the History Server: the profiles' ClusterRole and the Roles in
+    # team-a and team-b, nothing bound to the History Server's ServiceAccount.
+    rbac_kinds = ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+    assert [o for o in objs if o["kind"] in rbac_kinds] == [o for o in render(NAMESPACED) if o["kind"] in rbac_kinds]
+    assert [o["metadata"]["name"] for o in find(objs, "ClusterRole")] == ["sparkbook-profiles"]
+    for binding in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding"):
+        assert "sparkbook-history" not in {s["name"] for s in binding["subjects"]}
+    assert hs["ServiceAccount"]["automountServiceAccountToken"] is False
+    # Everything else is the namespaced install's.
+    assert [o for o in objs if o["metadata"]["name"] != "sparkbook-history" and o["kind"] != "Deployment"] == \
+        [o for o in render(NAMESPACED) if o["kind"] != "Deployment"]
+
+
+# Event-log values that cannot work: the render fails and says what to set.
+REFUSED_BY_TEMPLATE = [
+    ({"eventLog": {"enabled": True}}, "eventLog.enabled=true needs eventLog.persistentVolumeClaim or eventLog.url"),
+    ({"historyServer": {"enabled": True}}, "historyServer.enabled=true needs eventLog.persistentVolumeClaim or"),
+    ({"eventLog": {"enabled": True, "credentialsSecret": "s3"}, "historyServer": {"enabled": True}},
+     "needs eventLog.persistentVolumeClaim or eventLog.url"),
+    ({"eventLog": {"persistentVolumeClaim": "spark-events", "url": "s3a://b/e"}}, "not both"),
+    ({"eventLog": {"enabled": True, "persistentVolumeClaim": "spark-events", "url": "s3a://b/e"},
+      "historyServer": {"enabled": True}}, "not both"),
+    ({**HISTORY, "historyServer": {"enabled": True, "metrics": {"serviceMonitor": {"enabled": True}}}},
+     "historyServer.metrics.serviceMonitor.enabled needs historyServer.metrics.enabled"),
+]
+
+
+@pytest.mark.parametrize("values, text", REFUSED_BY_TEMPLATE, ids=[str(i) for i in range(len(REFUSED_BY_TEMPLATE))])
+def test_event_log_values_that_cannot_work_are_refused(values, text):
+    with pytest.raises(helm.HelmError) as refused:
+        chart.render(values, root=ROOT)
+    assert text in str(refused.value)
+
+
 # --- generated files ---------------------------------------------------------------------------
 
 
@@ -332,7 +708,9 @@ def test_kubernetes_validate_strict():
 
     checked = 0
     sources = {"default": render(), "namespaced": render(NAMESPACED), "everything": render(EVERYTHING),
-               "jupyterhub": render(JUPYTERHUB), "manifests": manifest_docs()}
+               "jupyterhub": render(JUPYTERHUB), "history": render(HISTORY), "history-s3": render(HISTORY_S3),
+               "history-metrics": render(HISTORY_METRICS), "history-namespaced": render(HISTORY_NAMESPACED),
+               "manifests": manifest_docs()}
     for source, objs in sources.items():
         for obj in objs:
             if obj["apiVersion"] == names.API_VERSION:
@@ -341,7 +719,8 @@ def test_kubernetes_validate_strict():
                 assert obj["kind"] == "NotebookProfile"
                 continue
             if obj["apiVersion"] == "monitoring.coreos.com/v1":
-                # A Prometheus Operator CRD: no schema in kubernetes-validate (checked in test_optional_values).
+                # A Prometheus Operator CRD: no schema in kubernetes-validate (checked in
+                # test_optional_values and test_history_server_metrics_through_the_jmx_exporter_agent).
                 assert obj["kind"] == "ServiceMonitor"
                 continue
             try:
@@ -350,7 +729,7 @@ def test_kubernetes_validate_strict():
                 path = ".".join(str(p) for p in e.path)
                 pytest.fail(f"{source}: {obj['kind']}/{obj['metadata']['name']}: {path}: {e.message}")
             checked += 1
-    assert checked >= 25
+    assert checked >= 35
 
 
 def _checkov() -> str:
@@ -369,6 +748,10 @@ def test_checkov_finds_nothing(tmp_path):
         "namespaced.yaml": chart.render(NAMESPACED, root=ROOT),
         "everything.yaml": chart.render(EVERYTHING, root=ROOT),
         "jupyterhub.yaml": chart.render(JUPYTERHUB, root=ROOT),
+        "history.yaml": chart.render(HISTORY, root=ROOT),
+        "history-s3.yaml": chart.render(HISTORY_S3, root=ROOT),
+        "history-metrics.yaml": chart.render(HISTORY_METRICS, root=ROOT),
+        "history-namespaced.yaml": chart.render(HISTORY_NAMESPACED, root=ROOT),
     }
     for name, rendered in files.items():
         (tmp_path / name).write_text("---\n".join(doc for _, doc in chart.rendered_documents(rendered)))
@@ -397,7 +780,18 @@ def test_checkov_finds_nothing(tmp_path):
         reasons = {v.split("=", 1)[0]: v.split("=", 1)[1] for k, v in obj["metadata"].get("annotations", {}).items()
                    if k.startswith("checkov.io/skip")}
         assert len(reasons.get(skip["check_id"], "")) > 20, (skip["check_id"], skip["resource"])
-    assert sorted({s["check_id"] for s in report["results"]["skipped_checks"]}) == ["CKV_K8S_38", "CKV_K8S_43"]
+    # The operator's: CKV_K8S_38 (it mounts a token), CKV_K8S_43 (no digest before a release). The
+    # History Server's: CKV_K8S_40 (the Spark image's UID 185), CKV_K8S_43 (sparkImage is a tag),
+    # CKV_K8S_35 (object store credentials in the environment, where S3A reads them).
+    skipped = {(s["check_id"], s["resource"].split(".")[2]) for s in report["results"]["skipped_checks"]}
+    assert skipped == {("CKV_K8S_38", "sparkbook"), ("CKV_K8S_43", "sparkbook"), ("CKV_K8S_40", "sparkbook-history"),
+                       ("CKV_K8S_43", "sparkbook-history"), ("CKV_K8S_35", "sparkbook-history")}, skipped
+    # Skips follow the values: none for a digest, nor for credentials the History Server does not get.
+    by_file = {(s["check_id"], s["resource"].split(".")[2], s["file_path"].lstrip("/"))
+               for s in report["results"]["skipped_checks"]}
+    assert ("CKV_K8S_43", "sparkbook-history", "history-s3.yaml") not in by_file
+    assert ("CKV_K8S_35", "sparkbook-history", "history.yaml") not in by_file
+    assert ("CKV_K8S_35", "sparkbook-history", "history-s3.yaml") in by_file
 
 
 # --- RBAC --------------------------------------------------------------------------------------

@@ -118,3 +118,17 @@ def test_every_status_field_is_declared_in_the_crd():
         last_failure_time=NOW, last_activity=NOW,
         executors=[{"metadata": {"labels": {"spark-app-selector": "spark-1"}}, "status": {"phase": "Running"}}]))
     assert _undeclared(ss, status_schema("sparksessions.sparkbook.io.yaml")) == []
+
+
+def test_spark_ui_link_goes_to_the_history_server_once_the_driver_is_gone():
+    page = "http://sparkbook-history.ops.svc:18080/history/spark-d1/jobs/"
+    live = {"metadata": {}, "status": {"phase": "Running", "endpoints": {"history": page}}}
+    status = notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="analytics", session=live))
+    assert status["sparkUI"] == "http://analytics-ui.team-a.svc:4040"
+    assert status["sparkHistory"] == page
+    idle = {"metadata": {}, "status": {"phase": "Idle", "endpoints": {"history": page}}}
+    status = notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="analytics", session=idle))
+    assert status["sparkUI"] == page and status["sparkHistory"] == page
+    plain = {"metadata": {}, "status": {"phase": "Idle", "endpoints": {}}}
+    status = notebook_status(_obs(statefulset=STS, pod=_pod(), session_name="analytics", session=plain))
+    assert status["sparkUI"] == "http://analytics-ui.team-a.svc:4040" and "sparkHistory" not in status

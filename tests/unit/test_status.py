@@ -113,3 +113,60 @@ def test_transition_time_moves_only_on_flips():
     flipped = session_status(SessionObservation(name="s", namespace="ns", generation=3,
                                                 now="2026-02-02T00:00:00Z", previous=first))
     assert _cond(flipped, "Ready")["lastTransitionTime"] == "2026-02-02T00:00:00Z"
+
+
+# --- applications and the History Server -------------------------------------------------------
+
+HS = "http://sparkbook-history.ops.svc:18080"
+
+
+def _logged_driver(uid: str = "d1", **kw: Any) -> dict[str, Any]:
+    pod = _pod(**kw)
+    pod["metadata"] = {"name": "s-driver", "uid": uid, "labels": {"sparkbook.io/event-log": "true"}}
+    return pod
+
+
+def test_a_driver_that_writes_event_logs_is_an_application_known_before_its_executors():
+    status = session_status(_obs(driver=_logged_driver(), history_url=HS))
+    assert status["applicationId"] == "spark-d1"
+    assert status["applications"] == [{"id": "spark-d1", "startTime": "2026-01-01T00:00:00Z",
+                                       "historyURL": f"{HS}/history/spark-d1/jobs/"}]
+    assert status["endpoints"]["history"] == f"{HS}/history/spark-d1/jobs/"
+
+
+def test_applications_end_when_their_driver_goes_and_stay_listed_newest_first():
+    first = session_status(_obs(driver=_logged_driver("d1"), history_url=HS))
+    gone = session_status(_obs(driver=None, suspend=True, history_url=HS, previous=first))
+    (app,) = gone["applications"]
+    assert app["id"] == "spark-d1" and app["endTime"] == NOW
+    # Still pointing at the last application: the UI is the History Server's now.
+    assert gone["endpoints"]["history"] == f"{HS}/history/spark-d1/jobs/"
+    later = "2026-01-01T01:00:00Z"
+    again = session_status(SessionObservation(name="s", namespace="ns", generation=3, now=later,
+                                              driver=_logged_driver("d2"), history_url=HS, previous=gone))
+    assert [a["id"] for a in again["applications"]] == ["spark-d2", "spark-d1"]
+    assert again["applications"][1]["endTime"] == NOW  # when it was first seen gone, not now
+    assert "endTime" not in again["applications"][0]
+    # A pass that changes nothing writes the same status (idempotent).
+    assert session_status(SessionObservation(name="s", namespace="ns", generation=3, now=later,
+                                             driver=_logged_driver("d2"), history_url=HS, previous=again)) == again
+
+
+def test_at_most_ten_applications_are_kept():
+    previous: dict[str, Any] = {}
+    for i in range(12):
+        previous = session_status(_obs(driver=_logged_driver(f"d{i}"), history_url=HS, previous=previous))
+    assert len(previous["applications"]) == 10
+    assert previous["applications"][0]["id"] == "spark-d11"
+
+
+def test_drivers_without_event_logs_leave_no_applications():
+    status = session_status(_obs(driver=_pod(), executors=[_executor("Running")], history_url=HS))
+    assert status["applicationId"] == "spark-abc"
+    assert "applications" not in status and "history" not in status["endpoints"]
+
+
+def test_without_a_history_server_applications_have_no_links():
+    status = session_status(_obs(driver=_logged_driver()))
+    assert status["applications"] == [{"id": "spark-d1", "startTime": "2026-01-01T00:00:00Z"}]
+    assert "history" not in status["endpoints"]

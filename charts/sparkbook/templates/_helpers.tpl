@@ -127,3 +127,100 @@ The cluster-scoped NotebookProfiles: listed and watched (the informer), their st
   resources: ["notebookprofiles/status"]
   verbs: ["patch"]
 {{- end }}
+
+{{/* The History Server's objects: <fullname>-history (within 63 characters). */}}
+{{- define "sparkbook.historyName" -}}
+{{- printf "%s-history" (include "sparkbook.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{- define "sparkbook.historySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sparkbook.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: history-server
+{{- end }}
+
+{{- define "sparkbook.historyLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sparkbook.historySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: sparkbook
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Refuse event-log and History Server values that cannot work, with a message that says what to
+set. Included by the operator's Deployment, which every render has.
+*/}}
+{{- define "sparkbook.checkEventLog" -}}
+{{- $log := .Values.eventLog }}
+{{- if and $log.persistentVolumeClaim $log.url }}
+{{- fail "eventLog: set persistentVolumeClaim or url, not both (event logs go to one place)" }}
+{{- end }}
+{{- if and $log.enabled (not (or $log.persistentVolumeClaim $log.url)) }}
+{{- fail "eventLog.enabled=true needs eventLog.persistentVolumeClaim or eventLog.url: where the drivers write their event logs" }}
+{{- end }}
+{{- if and .Values.historyServer.enabled (not (or $log.persistentVolumeClaim $log.url)) }}
+{{- fail "historyServer.enabled=true needs eventLog.persistentVolumeClaim or eventLog.url: where the History Server reads the event logs" }}
+{{- end }}
+{{- end }}
+
+{{/* The History Server URL the operator advertises; empty when there is none. */}}
+{{- define "sparkbook.historyURL" -}}
+{{- if .Values.historyServer.url }}
+{{- .Values.historyServer.url | trimSuffix "/" }}
+{{- else if .Values.historyServer.enabled }}
+{{- printf "http://%s.%s.svc:18080" (include "sparkbook.historyName" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* history.conf: the History Server's properties (hashed into its pod's annotations). */}}
+{{- define "sparkbook.historyConf" -}}
+{{- $hs := .Values.historyServer -}}
+spark.history.fs.logDirectory={{ ternary "file:///spark-events" .Values.eventLog.url (ne .Values.eventLog.persistentVolumeClaim "") }}
+spark.history.ui.port=18080
+spark.history.fs.update.interval={{ $hs.updateInterval }}
+spark.history.retainedApplications={{ int $hs.retainedApplications }}
+spark.history.fs.cleaner.enabled={{ $hs.cleaner.enabled }}
+{{- if $hs.cleaner.enabled }}
+spark.history.fs.cleaner.maxAge={{ $hs.cleaner.maxAge }}
+{{- if gt (int $hs.cleaner.maxNumFiles) 0 }}
+spark.history.fs.cleaner.maxNum={{ int $hs.cleaner.maxNumFiles }}
+{{- end }}
+{{- end }}
+{{- range $key, $value := $hs.sparkConf }}
+{{ $key }}={{ $value }}
+{{- end }}
+{{- end }}
+
+{{/*
+jmx-exporter.yaml: the Prometheus JMX exporter agent's config (historyServer.metrics). Spark's
+History Server registers no MBeans of its own, so this keeps the JVM's: memory and its pools,
+garbage collection, threads, class loading, the process (CPU, file descriptors) and uptime.
+*/}}
+{{- define "sparkbook.historyJmxConfig" -}}
+lowercaseOutputName: true
+lowercaseOutputLabelNames: true
+includeObjectNames:
+  - "java.lang:type=Memory"
+  - "java.lang:type=MemoryPool,*"
+  - "java.lang:type=GarbageCollector,*"
+  - "java.lang:type=Threading"
+  - "java.lang:type=ClassLoading"
+  - "java.lang:type=OperatingSystem"
+  - "java.lang:type=Runtime"
+rules:
+  - pattern: ".*"
+{{- end }}
+
+{{/* SPARK_DAEMON_JAVA_OPTS of the History Server: the metrics agent, then historyServer.javaOpts. */}}
+{{- define "sparkbook.historyJavaOpts" -}}
+{{- $hs := .Values.historyServer -}}
+{{- $opts := list -}}
+{{- if $hs.metrics.enabled -}}
+{{- $opts = append $opts (printf "-javaagent:%s=%d:/etc/spark-history/jmx-exporter.yaml" $hs.metrics.javaagentJar (int $hs.metrics.port)) -}}
+{{- end -}}
+{{- with $hs.javaOpts -}}
+{{- $opts = append $opts . -}}
+{{- end -}}
+{{- join " " $opts -}}
+{{- end }}

@@ -158,6 +158,9 @@ class NotebookServerStatus(Model):
     """Secret holding the Jupyter token (key: token)."""
     spark_session: str | None = None
     spark_ui: str | None = Field(None, alias="sparkUI")
+    """The Spark UI: the live one while the session's driver runs, else its History Server page."""
+    spark_history: str | None = None
+    """The History Server page of the session's current or last application (event logs on)."""
     last_activity_time: str | None = None
     culled_at: str | None = None
     profile: AppliedProfile | None = None

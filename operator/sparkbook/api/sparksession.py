@@ -98,6 +98,54 @@ class DynamicAllocation(Model):
         return min(max(self.min_executors, 1), self.max_executors)
 
 
+EVENT_LOG_URL_PATTERN = r"^[a-z][a-z0-9+.-]*://\S+$"
+EVENT_LOG_FILE_SIZE_PATTERN = r"^([1-9][0-9]{1,5}m|[1-9][0-9]{0,5}g)$"  # 10m at least: Spark's floor
+
+
+class EventLog(Model):
+    """Spark event logs, written by the driver as it runs: what a History Server shows after the
+    driver is gone. Unset fields come from the operator's settings (the chart's `eventLog`)."""
+
+    model_config = Model.model_config | {
+        "json_schema_extra": crd_extra(
+            **{
+                "x-kubernetes-validations": [
+                    {
+                        "rule": "!(has(self.persistentVolumeClaim) && has(self.url))",
+                        "message": "eventLog: set persistentVolumeClaim or url, not both",
+                    },
+                    {
+                        "rule": "!has(self.credentialsSecret) || !has(self.persistentVolumeClaim)",
+                        "message": "eventLog.credentialsSecret goes with url (an object store), not with persistentVolumeClaim",
+                    },
+                ]
+            }
+        )
+    }
+
+    enabled: bool = True
+    """False: this session writes no event log, whatever the operator's default."""
+    persistent_volume_claim: ObjectName | None = None
+    """A claim in the session's namespace, shared by its sessions (ReadWriteMany, or one node):
+    mounted at /spark-events in the driver pod."""
+    url: str | None = Field(None, min_length=3, max_length=1024, pattern=EVENT_LOG_URL_PATTERN)
+    """An object store or Hadoop file system directory: "s3a://bucket/spark-events",
+    "gs://...", "abfss://...", "hdfs://...". The image must have the file system's jars."""
+    credentials_secret: ObjectName | None = None
+    """A Secret in the session's namespace whose keys become the driver's environment
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...), for `url`."""
+    max_file_size: str = Field("128m", pattern=EVENT_LOG_FILE_SIZE_PATTERN)
+    """Size at which the driver starts the next file of its rolling log (10m at least, Spark's floor)."""
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "EventLog":
+        if self.persistent_volume_claim and self.url:
+            raise ValueError("eventLog: set persistentVolumeClaim or url, not both")
+        if self.credentials_secret and self.persistent_volume_claim:
+            raise ValueError("eventLog.credentialsSecret goes with url (an object store), not with persistentVolumeClaim")
+        return self
+
+
 class SparkSessionSpec(Model):
     """What the user asks for."""
 
@@ -132,6 +180,9 @@ class SparkSessionSpec(Model):
     (unset: never)."""
     suspend: bool = False
     """True: the driver and its executors are removed; the resource and its Services stay."""
+    event_log: EventLog | None = None
+    """Spark event logs for the History Server; unset: the operator's default (off unless the chart's
+    eventLog.enabled)."""
 
     @model_validator(mode="after")
     def _no_reserved_conf(self) -> "SparkSessionSpec":
@@ -168,6 +219,20 @@ class Endpoints(Model):
     """Spark Connect address inside the cluster (sc://...)."""
     ui: str | None = None
     """Spark UI address inside the cluster."""
+    history: str | None = None
+    """The History Server's page of the current (or last) application, when event logs are on and
+    the operator knows the History Server."""
+
+
+class Application(Model):
+    """One run of the driver: a Spark application, browsable in the History Server once it ends."""
+
+    id: str
+    """The Spark application ID (spark-<driver pod UID> when the session writes event logs)."""
+    start_time: str | None = None
+    end_time: str | None = None
+    """When the operator saw the driver go; unset while it runs."""
+    history_url: str | None = Field(None, alias="historyURL")
 
 
 class SparkSessionStatus(Model):
@@ -183,6 +248,8 @@ class SparkSessionStatus(Model):
     executors: ExecutorCounts = Field(default_factory=ExecutorCounts)
     endpoints: Endpoints = Field(default_factory=Endpoints)
     application_id: str | None = None
+    applications: list[Application] = Field(default_factory=list, max_length=10)
+    """The current and past applications of this session, newest first (at most 10)."""
     image: str | None = None
     last_activity_time: str | None = None
 

@@ -91,9 +91,10 @@ def localize_conf(conf: Mapping[str, str], *, master: str = "local[2]") -> dict[
     Only the master and the Kubernetes-only keys change, so local tests exercise the same conf
     the operator renders. Dynamic-allocation keys are kept: Spark ignores them for a local
     master (``Utils.isDynamicAllocationEnabled`` is false unless
-    ``spark.dynamicAllocation.testing``).
+    ``spark.dynamicAllocation.testing``). Values that name a container variable as ``$(VAR)``
+    (spark.app.id from the pod's UID) are dropped: only Kubernetes expands them.
     """
-    local = {k: v for k, v in conf.items() if not is_kubernetes_only(k)}
+    local = {k: v for k, v in conf.items() if not is_kubernetes_only(k) and "$(" not in v}
     local["spark.master"] = master
     return local
 

@@ -4,6 +4,7 @@ and the SparkSession it owns when its spec carries one."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from sparkbook import names
 from sparkbook.api.notebookserver import NotebookServerSpec
@@ -75,6 +76,24 @@ def spark_env(*, session: str, namespace: str, base_url: str = "/") -> list[dict
         # The Spark UI one click away, through the notebook server's own authenticated URL
         # (jupyter-server-proxy; it sends X-Forwarded-Context, which the Spark UI uses for its links).
         {"name": "SPARKBOOK_SPARK_UI_LINK", "value": f"{base_url}proxy/{n.ui_service}.{namespace}.svc:{names.UI_PORT}/jobs/"},
+    ]
+
+
+def history_env(*, history_url: str, base_url: str = "/") -> list[dict[str, Any]]:
+    """Where the kernel and the notebook server find the History Server, and the stable Spark UI
+    links (sparkbook.notebook.links) that go to the live UI while the driver runs and to the
+    History Server once it is gone. An in-cluster History Server is reached through the notebook
+    server's proxy, like the live UI; any other URL (an ingress) is linked as it is."""
+    parts = urlsplit(history_url)
+    host = parts.hostname or ""
+    if parts.scheme == "http" and (host.endswith(".svc") or host.endswith(".svc.cluster.local")):
+        link = f"{base_url}proxy/{parts.netloc}{parts.path.rstrip('/')}"
+    else:
+        link = history_url.rstrip("/")
+    return [
+        {"name": names.HISTORY_ENV, "value": history_url.rstrip("/")},
+        {"name": names.HISTORY_LINK_ENV, "value": link},
+        {"name": names.SPARK_LINKS_ENV, "value": f"{base_url}{names.SPARK_LINKS_PATH}"},
     ]
 
 
@@ -157,6 +176,7 @@ def statefulset(
     running: bool,
     spark_token_uid: str | None = None,
     hub_env_version: str | None = None,
+    history_url: str | None = None,
 ) -> dict[str, Any]:
     """One Jupyter server; replicas 0 while suspended or culled (the PVC keeps the files).
 
@@ -177,6 +197,8 @@ def statefulset(
     ]
     if session:
         env += spark_env(session=session, namespace=namespace, base_url=hub.base_url if hub else "/")
+        if history_url:
+            env += history_env(history_url=history_url, base_url=hub.base_url if hub else "/")
     env += env_list(spec.env)
     probe_http = {"path": f"{hub.base_url if hub else '/'}api", "port": "http"}
     container: dict[str, Any] = {
@@ -272,6 +294,7 @@ def notebook_children(
     hub_env_version: str | None = None,
     operator_namespace: str | None = None,
     access_namespaces: list[str] | None = None,
+    history_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every child in apply order."""
     running = not (spec.suspend or culled)
@@ -290,7 +313,7 @@ def notebook_children(
         children.append(session)
     children.append(
         statefulset(owner=owner, spec=spec, image=image, running=running, spark_token_uid=spark_token_uid,
-                    hub_env_version=hub_env_version)
+                    hub_env_version=hub_env_version, history_url=history_url)
     )
     return children
 

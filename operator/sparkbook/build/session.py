@@ -21,7 +21,7 @@ from sparkbook.build.common import (
 )
 from sparkbook.build.launch import connect_server_command
 from sparkbook.build.network import session_network_policy
-from sparkbook.build.spark import spark_conf
+from sparkbook.build.spark import EventLogTarget, spark_conf
 
 # Spark's own default: the driver pod asks for heap + max(10% of heap, 384 MiB).
 MIN_OVERHEAD_MIB = 384
@@ -119,11 +119,17 @@ def config_hash(*objects: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def driver_pod(*, owner: dict[str, Any], spec: SparkSessionSpec, image: str) -> dict[str, Any]:
-    """The driver: a Spark Connect server in client mode against the in-cluster API server."""
+def driver_pod(
+    *, owner: dict[str, Any], spec: SparkSessionSpec, image: str, event_log: EventLogTarget | None = None
+) -> dict[str, Any]:
+    """The driver: a Spark Connect server in client mode against the in-cluster API server.
+
+    With `event_log`, it writes Spark's event log there (a claim mounted at /spark-events, or an
+    object store with credentials from a Secret) under the application ID spark-<pod UID>.
+    """
     name, namespace = owner["metadata"]["name"], owner["metadata"]["namespace"]
     n = names.SessionNames(name)
-    conf = spark_conf(name=name, namespace=namespace, spec=spec, image=image)
+    conf = spark_conf(name=name, namespace=namespace, spec=spec, image=image, event_log=event_log)
     volumes, mounts = _tmp_volumes()
     volumes.append({"name": "executor-template", "configMap": {"name": n.executor_template}})
     mounts.append({"name": "executor-template", "mountPath": names.EXECUTOR_TEMPLATE_DIR, "readOnly": True})
@@ -134,8 +140,18 @@ def driver_pod(*, owner: dict[str, Any], spec: SparkSessionSpec, image: str) -> 
         },
         {"name": "SPARK_LOCAL_DIRS", "value": "/tmp/spark-local"},
         {"name": "HOME", "value": "/tmp"},
-        *env_list(spec.driver.env),
     ]
+    env_from: list[dict[str, Any]] = []
+    if event_log is not None:
+        # Defined before the command refers to it: Kubernetes expands $(VAR) in a command from
+        # the container's own env only.
+        env.append({"name": names.DRIVER_UID_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}})
+        if event_log.claim:
+            volumes.append({"name": "event-log", "persistentVolumeClaim": {"claimName": event_log.claim}})
+            mounts.append({"name": "event-log", "mountPath": names.EVENT_LOG_DIR})
+        if event_log.credentials_secret:
+            env_from.append({"secretRef": {"name": event_log.credentials_secret}})
+    env += env_list(spec.driver.env)
     memory = _pod_memory(spec.driver.memory)
     cpu = spec.driver.core_request if spec.driver.core_request is not None else spec.driver.cores
     container = {
@@ -144,6 +160,7 @@ def driver_pod(*, owner: dict[str, Any], spec: SparkSessionSpec, image: str) -> 
         "imagePullPolicy": spec.image_pull_policy,
         "command": connect_server_command(conf=conf, spark_home=names.SPARK_HOME, app_name=name),
         "env": env,
+        **({"envFrom": env_from} if env_from else {}),
         "ports": [
             {"name": names.PORT_NAMES[port], "containerPort": port, "protocol": "TCP"}
             for port in (names.DRIVER_PORT, names.BLOCK_MANAGER_PORT, names.UI_PORT, names.CONNECT_PORT)
@@ -168,6 +185,8 @@ def driver_pod(*, owner: dict[str, Any], spec: SparkSessionSpec, image: str) -> 
         "volumeMounts": mounts,
     }
     labels = {**spec.driver.labels, **names.session_labels(name, "driver"), names.ROLE_LABEL: "driver"}
+    if event_log is not None:
+        labels[names.EVENT_LOG_LABEL] = "true"  # its application ID is spark-<pod UID>
     pod_spec: dict[str, Any] = {
         "serviceAccountName": n.service_account,
         # The driver asks the API server for executor pods, so it needs its token.
@@ -338,6 +357,7 @@ def session_children(
     image: str,
     token: str | None,
     operator_namespace: str | None = None,
+    event_log: EventLogTarget | None = None,
 ) -> list[dict[str, Any]]:
     """Every child in apply order; the driver pod is left out while the session is suspended."""
     children = [
@@ -352,5 +372,5 @@ def session_children(
         ui_service(owner=owner),
     ]
     if not spec.suspend:
-        children.append(driver_pod(owner=owner, spec=spec, image=image))
+        children.append(driver_pod(owner=owner, spec=spec, image=image, event_log=event_log))
     return children

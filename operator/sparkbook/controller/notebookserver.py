@@ -132,6 +132,7 @@ class NotebookServers(Machinery):
             hub_env_version=(hub_secret or {}).get("metadata", {}).get("resourceVersion"),
             operator_namespace=self.settings.operator_namespace,
             access_namespaces=self.settings.notebook_access_namespaces,
+            history_url=self.settings.history_server_url,
         )
         # A notebook that brings its own session starts once that session's token exists, so
         # the server gets SPARK_REMOTE complete instead of restarting for it a moment later.

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sparkbook import names
 from sparkbook.api.sparksession import SparkSessionSpec
 from sparkbook.build.session import session_children
+from sparkbook.build.spark import EventLogError, event_log_target
 from sparkbook.controller.base import (
     Key,
     gather_all,
@@ -96,6 +97,12 @@ class SparkSessions(Machinery):
             obs.stalled = ("InvalidSpec", short_validation_error(e))
             return await self._finish(body, session_status(obs), obs.previous, events, outcome)
 
+        try:
+            event_log = event_log_target(spec.event_log, self.settings.event_log_defaults)
+        except EventLogError as e:
+            obs.stalled = ("EventLogNowhere", str(e))
+            return await self._finish(body, session_status(obs), obs.previous, events, outcome)
+        obs.history_url = self.settings.history_server_url  # past applications stay browsable
         obs.suspend = spec.suspend
         obs.idle_suspended_at = None if spec.suspend else (meta.get("annotations") or {}).get(names.IDLE_SUSPENDED_AT)
         obs.last_activity = self.activity.get(("SparkSession", namespace, name))
@@ -112,6 +119,7 @@ class SparkSessions(Machinery):
             image=obs.image,
             token=token or "unused",
             operator_namespace=self.settings.operator_namespace,
+            event_log=event_log,
         )
         desired_pod = next((c for c in children if c["kind"] == "Pod"), None)
         try:

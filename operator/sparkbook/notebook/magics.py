@@ -352,13 +352,43 @@ class SparkbookMagics(Magics):
         cores = sum(int(e.get("totalCores", 0)) for e in executors)
         return f"{len(executors)} running, {startup.plural(cores, 'core')}"
 
+    @staticmethod
+    def _ui_answers() -> bool:
+        """Whether the session's live Spark UI answers (true when there is none to ask)."""
+        base = os.environ.get(startup.UI_ENV)
+        if not base:
+            return True
+        try:
+            with urllib.request.urlopen(f"{base.rstrip('/')}/api/v1/version", timeout=2):
+                return True
+        except Exception:  # noqa: BLE001 - refused, unresolvable, timed out: no driver
+            return False
+
     @line_cell_magic
     def info(self, line: str = "", cell: str | None = None) -> None:
         """%%info: application id, Spark version, executors, Spark UI link."""
         __tracebackhide__ = True
-        spark = self._spark()
+        gone = startup.history_page(startup.last_app_id()) is not None and not self._ui_answers()
+        try:
+            if gone:  # not minutes of pyspark's retries against a driver that is not coming back
+                raise startup.SparkUnavailableError("the driver is gone")
+            spark = self._spark()
+            with spark_errors():
+                settings = dict(spark.conf.getAll)  # one round trip for everything set
+        except Exception:
+            # The driver is gone (idle suspension, suspend, a replaced driver): what it ran is on
+            # the History Server, if there is one.
+            page = startup.history_page(startup.last_app_id())
+            if page is None:
+                raise
+            self._show_rows([
+                ("Application", f"{startup.last_app_id()} (its driver has stopped)"),
+                ("SparkSession", f"{startup.session_name()} (kubectl get sparksession {startup.session_name()})"),
+                ("Spark UI", page),
+                ("History Server", page),
+            ], links=("Spark UI", "History Server"))
+            return
         with spark_errors():
-            settings = dict(spark.conf.getAll)  # one round trip for everything set
             app_id = settings.get("spark.app.id") or spark.conf.get("spark.app.id")
             version = spark.version
             conf = settings.get
@@ -374,6 +404,7 @@ class SparkbookMagics(Magics):
                 bounds = f"{inst} fixed" if inst else "fixed"
             sizes = f"executor {startup.plural(conf('spark.executor.cores') or '1', 'core')} / {conf('spark.executor.memory') or '1g'}"
             master = conf("spark.master")
+        startup.remember_app(app_id)
         running = self._executors(app_id, master)
         session = startup.session_name()
         link = startup.ui_link()
@@ -390,12 +421,19 @@ class SparkbookMagics(Magics):
             rows.append(("Master", master))
         rows.append(("Executors", f"{running + '; ' if running else ''}{bounds}; {sizes}"))
         rows.append(("Spark UI", link or "unknown (SPARKBOOK_SPARK_UI is not set)"))
+        history = startup.history_page(app_id)
+        if history:
+            rows.append(("History Server", history))
+        self._show_rows(rows, links=(("Spark UI",) if link else ()) + (("History Server",) if history else ()))
+
+    @staticmethod
+    def _show_rows(rows: list[tuple[str, Any]], *, links: tuple[str, ...] = ()) -> None:
         text = "\n".join(f"{k}: {v}" for k, v in rows)
         cells = []
         for k, v in rows:
             value = html.escape(str(v))
-            if k == "Spark UI" and link:
-                value = f'<a href="{html.escape(link, quote=True)}" target="_blank">{html.escape(link)}</a>'
+            if k in links:
+                value = f'<a href="{html.escape(str(v), quote=True)}" target="_blank">{html.escape(str(v))}</a>'
             cells.append(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>{value}</td></tr>")
         from IPython.display import display
 

@@ -47,7 +47,7 @@ import warnings
 from typing import Any
 from urllib.parse import unquote
 
-from sparkbook.names import CLIENT_TOKEN_ENV, LOCAL_ENV
+from sparkbook.names import CLIENT_TOKEN_ENV, HISTORY_ENV, HISTORY_LINK_ENV, LOCAL_ENV, SPARK_LINKS_ENV
 
 REMOTE_ENV = "SPARK_REMOTE"
 SESSION_ENV = "SPARKBOOK_SPARK_SESSION"
@@ -139,8 +139,45 @@ def ui_link() -> str | None:
     return link
 
 
-def ui_root_link() -> str | None:
-    """The Spark UI's root for people's links (``.../jobs/job/?id=3`` is built on it)."""
+def _served(link: str | None) -> str | None:
+    """A path from the notebook server's root, under its base URL when it has one of its own
+    (JupyterHub's ``/user/<name>/``, told in ``JUPYTERHUB_SERVICE_PREFIX``)."""
+    prefix = (os.environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/").rstrip("/")
+    if link and prefix and link.startswith(("/proxy/", "/sparkbook/")):
+        link = prefix + link
+    return link
+
+
+_LAST_APP_ID: str | None = None  # the application this kernel last talked to (its driver may be gone)
+
+
+def remember_app(app_id: str | None) -> None:
+    global _LAST_APP_ID
+    if app_id:
+        _LAST_APP_ID = app_id
+
+
+def last_app_id() -> str | None:
+    return _LAST_APP_ID
+
+
+def history_page(app_id: str | None) -> str | None:
+    """The History Server's page of `app_id` for people, if the notebook knows a History Server."""
+    link = _served(os.environ.get(HISTORY_LINK_ENV) or os.environ.get(HISTORY_ENV) or None)
+    if not link or not app_id:
+        return None
+    return f"{link.rstrip('/')}/history/{app_id}/jobs/"
+
+
+def ui_root_link(app_id: str | None = None) -> str | None:
+    """The Spark UI's root for people's links (``.../jobs/job/?id=3`` is built on it).
+
+    With the stable links of the notebook server (sparkbook.notebook.links, set up when a History
+    Server is known) and the application known, links go through them: the live UI while the
+    driver runs, the History Server's page of the same application once it is gone."""
+    stable = _served(os.environ.get(SPARK_LINKS_ENV) or None)
+    if stable and app_id:
+        return f"{stable.rstrip('/')}/{app_id}"
     link = (ui_link() or "").rstrip("/")
     if link.endswith("/jobs"):
         link = link[: -len("/jobs")]
@@ -159,8 +196,8 @@ def watch_cells(conn: Connection) -> None:
         if getattr(ip, "_sparkbook_namer", None) is None:
             ip._sparkbook_namer = naming.JobNamer(conn.session)
             ip.events.register("pre_run_cell", ip._sparkbook_namer.pre_run_cell)
-        progress.install(ip, conn.session, ui_base=os.environ.get(UI_ENV) or None, ui_link=ui_root_link(),
-                         app_id=conn.info.get("app_id"))
+        progress.install(ip, conn.session, ui_base=os.environ.get(UI_ENV) or None,
+                         ui_link=ui_root_link(conn.info.get("app_id")), app_id=conn.info.get("app_id"))
     except Exception as exc:  # noqa: BLE001 - a nicety; Spark itself works without it
         print(f"Sparkbook: no job names or progress display ({mask(f'{type(exc).__name__}: {exc}')})",
               file=sys.stderr)
@@ -308,6 +345,7 @@ class Connection:
             client.set_retry_policies([DefaultPolicy(max_retries=0)])
         else:
             self.info = {"version": str(version), "app_id": str(app_id)}
+            remember_app(str(app_id))
             self.error = None
             self.ok = True
             # Connected: pyspark's own policy again, so a running notebook rides out a driver restart.
