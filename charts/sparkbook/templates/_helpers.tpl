@@ -17,18 +17,29 @@
 {{- end }}
 {{- end }}
 
+{{/* Selector and full labels of one component: include with (list $ "<component>"). */}}
+{{- define "sparkbook.componentSelectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "sparkbook.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end }}
+
+{{- define "sparkbook.componentLabels" -}}
+{{- $root := index . 0 -}}
+helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "sparkbook.componentSelectorLabels" . }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: sparkbook
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+{{- end }}
+
 {{- define "sparkbook.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "sparkbook.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: operator
+{{ include "sparkbook.componentSelectorLabels" (list . "operator") }}
 {{- end }}
 
 {{- define "sparkbook.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "sparkbook.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: sparkbook
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{ include "sparkbook.componentLabels" (list . "operator") }}
 {{- end }}
 
 {{- define "sparkbook.serviceAccountName" -}}
@@ -134,17 +145,11 @@ The cluster-scoped NotebookProfiles: listed and watched (the informer), their st
 {{- end }}
 
 {{- define "sparkbook.historySelectorLabels" -}}
-app.kubernetes.io/name: {{ include "sparkbook.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/component: history-server
+{{ include "sparkbook.componentSelectorLabels" (list . "history-server") }}
 {{- end }}
 
 {{- define "sparkbook.historyLabels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{ include "sparkbook.historySelectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/part-of: sparkbook
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{ include "sparkbook.componentLabels" (list . "history-server") }}
 {{- end }}
 
 {{/*
