@@ -35,6 +35,16 @@ def wait_for(check: Callable[[], T], *, timeout: float = 20.0, interval: float =
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last value {last!r}")
 
 
+def event_seen(emulator: Any, namespace: str, match: Callable[[dict[str, Any]], bool], *,
+               timeout: float = 20.0, what: str = "an Event") -> dict[str, Any]:
+    """Wait for an Event in `namespace` that `match`es and return it.
+
+    The operator writes a pass's Events after its status and its children, so a test that has
+    just seen the state an Event speaks of must wait for the Event too, not read the list once."""
+    return wait_for(lambda: next((e for e in emulator.list("v1", "events", namespace=namespace) if match(e)), None),
+                    timeout=timeout, what=what)
+
+
 def settle(check: Callable[[], T], *, quiet: float = 1.0, timeout: float = 20.0) -> T:
     """Wait until `check()` returns the same value for `quiet` seconds in a row."""
     deadline = time.monotonic() + timeout

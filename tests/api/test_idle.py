@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from sparkbook import names
-from tests.api.conftest import ROOT, condition, kubelet_runs, statefulset_controller, wait_for
+from tests.api.conftest import ROOT, condition, event_seen, kubelet_runs, statefulset_controller, wait_for
 from tests.jupyter_server import running_jupyter
 
 pytestmark = pytest.mark.workload
@@ -78,8 +78,7 @@ def test_idle_notebook_is_culled_a_busy_kernel_prevents_it_and_waking_works(
         status = wait_for(lambda: (nb().get("status") or {}).get("phase") == "Culled" and nb()["status"], what="Culled")
         assert status["culledAt"] == culled_at and status.get("lastActivityTime")
         assert emulator.get("v1", "persistentvolumeclaims", namespace, "erin-home") is not None
-        events = emulator.list("v1", "events", namespace=namespace)
-        assert any(e["reason"] == "Culled" and "idleCulling.timeout 4s" in e["message"] for e in events)
+        event_seen(emulator, namespace, lambda e: e["reason"] == "Culled" and "idleCulling.timeout 4s" in e["message"])
         # The user's spec is untouched (GitOps tools would fight a controller that rewrote it).
         assert nb()["metadata"]["generation"] == 1 and not nb()["spec"].get("suspend")
 
@@ -138,8 +137,7 @@ def test_idle_session_is_suspended_and_its_notebooks_say_so(
     assert stamp in condition(get(), "Ready")["message"]
     assert status.get("lastActivityTime")
     assert get()["spec"].get("suspend") is False and get()["metadata"]["generation"] == 1  # spec untouched
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["reason"] == "IdleSuspended" for e in events)
+    event_seen(emulator, namespace, lambda e: e["reason"] == "IdleSuspended")
     spark_ready = wait_for(lambda: condition(emulator.get(GROUP, "notebookservers", namespace, "bob"), "SparkReady")
                            .get("reason") == "SessionIdle"
                            and condition(emulator.get(GROUP, "notebookservers", namespace, "bob"), "SparkReady"),
@@ -168,6 +166,5 @@ def test_a_profiles_culling_timeout_culls_the_servers_made_from_it(emulator, ope
         wait_for(lambda: statefulset_controller(emulator, namespace, "hal"), what="pod")
         kubelet_runs(emulator, namespace, "hal-0", ip=ip)
         wait_for(lambda: annotations(nb()).get(names.CULLED_AT), timeout=30, what="culled after the profile's 3s")
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["reason"] == "Culled" and "idleCulling.timeout 3s" in e["message"] for e in events)
+    event_seen(emulator, namespace, lambda e: e["reason"] == "Culled" and "idleCulling.timeout 3s" in e["message"])
     assert nb()["spec"] == {"profile": profile}  # culling marks, never rewrites

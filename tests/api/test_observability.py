@@ -8,7 +8,7 @@ import urllib.request
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.api.conftest import ROOT, kubelet_runs, wait_for
+from tests.api.conftest import ROOT, event_seen, kubelet_runs, wait_for
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -48,10 +48,10 @@ def test_metrics_and_events_after_reconciling(emulator, operator, kubectl, names
     assert value(samples, "sparkbook_cached_objects", kind="Pod") >= 1
     assert value(samples, "sparkbook_cached_bytes", kind="SparkSession") > 500  # a session's spec and status
     assert ("sparkbook_workqueue_depth", ()) in samples
+    running = event_seen(emulator, namespace, lambda e: e["reason"] == "Running")
     events = emulator.list("v1", "events", namespace=namespace)
     reasons = [e["reason"] for e in events if e["involvedObject"]["name"] == "analytics"]
     assert "Starting" in reasons and "Running" in reasons
-    running = next(e for e in events if e["reason"] == "Running")
     assert running["type"] == "Normal" and "Spark Connect is serving" in running["message"]
     assert running["involvedObject"]["kind"] == "SparkSession"
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from sparkbook import names
-from tests.api.conftest import ROOT, condition, operator_writes, settle, wait_for
+from tests.api.conftest import ROOT, condition, event_seen, operator_writes, settle, wait_for
 
 GROUP = "sparkbook.io/v1alpha1"
 CHILDREN = [
@@ -125,8 +125,7 @@ def test_a_hand_edited_driver_image_is_replaced(emulator, operator, kubectl, nam
     new = wait_for(lambda: (p := emulator.get("v1", "pods", namespace, "analytics-driver"))
                    and p["metadata"]["uid"] != old["metadata"]["uid"] and p, what="replaced")
     assert new["spec"]["containers"][0]["image"] == names.DEFAULT_SPARK_IMAGE
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["reason"] == "DriverReplacing" and "edited by hand" in e["message"] for e in events)
+    event_seen(emulator, namespace, lambda e: e["reason"] == "DriverReplacing" and "edited by hand" in e["message"])
 
 
 def test_deletion_while_the_operator_is_down(emulator, operator, kubectl, namespace):

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from sparkbook import names
-from tests.api.conftest import ROOT, condition, kubelet_runs, operator_writes, settle, wait_for
+from tests.api.conftest import ROOT, condition, event_seen, kubelet_runs, operator_writes, settle, wait_for
 
 EXAMPLE = (ROOT / "examples" / "sparksession.yaml").read_text()
 SESSION = ("sparkbook.io/v1alpha1", "sparksessions")
@@ -229,8 +229,7 @@ def test_spec_change_replaces_the_driver_and_says_so(emulator, operator, kubectl
     new = wait_for(lambda: (p := emulator.get("v1", "pods", namespace, "analytics-driver"))
                    and p["metadata"]["uid"] != old["metadata"]["uid"] and p, what="new driver")
     assert "spark.executor.memory=4g" in new["spec"]["containers"][0]["command"]
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["reason"] == "DriverReplacing" and "generation 2" in e["message"] for e in events)
+    event_seen(emulator, namespace, lambda e: e["reason"] == "DriverReplacing" and "generation 2" in e["message"])
 
 
 def test_failed_driver_is_replaced_with_backoff_and_counted(emulator, operator, kubectl, namespace):
@@ -246,8 +245,7 @@ def test_failed_driver_is_replaced_with_backoff_and_counted(emulator, operator, 
     new = wait_for(lambda: (p := emulator.get("v1", "pods", namespace, "analytics-driver"))
                    and p["metadata"]["uid"] != old["metadata"]["uid"] and p, timeout=30, what="replacement")
     assert new is not None
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["reason"] == "DriverFailed" and "OOMKilled" in e["message"] for e in events)
+    event_seen(emulator, namespace, lambda e: e["reason"] == "DriverFailed" and "OOMKilled" in e["message"])
 
 
 def test_name_squatting_stalls_with_an_event(emulator, operator, kubectl, namespace):
@@ -261,8 +259,7 @@ def test_name_squatting_stalls_with_an_event(emulator, operator, kubectl, namesp
     svc = emulator.get("v1", "services", namespace, "analytics-ui")
     assert svc["spec"]["ports"] == [{"port": 80}] or svc["spec"]["ports"][0]["port"] == 80
     assert not svc["metadata"].get("ownerReferences")
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["type"] == "Warning" and "analytics-ui" in e["message"] for e in events)
+    event_seen(emulator, namespace, lambda e: e["type"] == "Warning" and "analytics-ui" in e["message"])
     # Once the squatter is gone, the operator continues.
     kubectl("delete", "service", "analytics-ui", "-n", namespace)
     wait_for(lambda: condition(session(emulator, namespace), "Stalled").get("status") == "False", timeout=30,
@@ -352,8 +349,7 @@ def test_event_logs_with_nowhere_to_go_stall_with_an_event(emulator, operator, k
     assert stalled["reason"] == "EventLogNowhere"
     assert "spec.eventLog.persistentVolumeClaim or spec.eventLog.url" in stalled["message"]
     assert emulator.get("v1", "pods", namespace, "analytics-driver") is None
-    events = emulator.list("v1", "events", namespace=namespace)
-    assert any(e["type"] == "Warning" and "eventLog" in e["message"] for e in events)
+    event_seen(emulator, namespace, lambda e: e["type"] == "Warning" and "eventLog" in e["message"])
     kubectl("patch", "sparksession", "analytics", "-n", namespace, "--type=merge",
             "-p", '{"spec": {"eventLog": {"url": "s3a://logs/spark-events"}}}')
     pod = wait_for(lambda: emulator.get("v1", "pods", namespace, "analytics-driver"), what="driver once fixed")
