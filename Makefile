@@ -10,7 +10,7 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv test test-unit test-api test-workload crds manifests argocd golden render local demo e2e e2e-kind clean bench cluster cluster-down cluster-build
+.PHONY: venv kernels test test-unit test-api test-workload crds manifests argocd golden render local demo e2e e2e-kind clean bench cluster cluster-down cluster-build
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ venv: $(STAMP) $(CHECKOV) ## a virtualenv with everything the tests need
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-chp.sh $(VENV)
 
-test: venv cluster-build ## the whole suite, the e2e tests on a real control plane of their own included
+kernels: venv ## the Scala and R kernels beside the Python one: R, IRkernel, reticulate, ggplot2 from Debian's packages
+	@scripts/ensure-r.sh
+	$(BIN)/sparkbook kernels install
+	$(BIN)/jupyter kernelspec list
+
+test: venv kernels cluster-build ## the whole suite, the e2e tests on a real control plane of their own included
 	$(BIN)/ruff check operator tests
 	$(BIN)/sparkbook crds --check
 	$(BIN)/python -m sparkbook.chart --check

@@ -67,6 +67,19 @@ def cmd_local(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_kernels(args: argparse.Namespace) -> int:
+    from sparkbook import kernels
+
+    which = tuple(args.only.split(",")) if args.only else kernels.KERNELS
+    try:
+        for path in kernels.install(which, prefix=args.prefix):
+            print(f"installed {path}")
+    except (RuntimeError, ValueError) as e:
+        print(f"sparkbook kernels: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sparkbook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notebook-dir", default=None, help="where notebooks live (default: the current directory, or ~/sparkbook-notebooks when that "
                    "is inside a git work tree)")
     p.set_defaults(func=cmd_local)
+
+    p = sub.add_parser("kernels", help="install the Scala and R kernels (beside the Python one) for Jupyter")
+    p.add_argument("action", choices=["install"])
+    p.add_argument("--prefix", default=sys.prefix, help="where share/jupyter/kernels is (default: this Python's prefix)")
+    p.add_argument("--only", default=None, help="a comma-separated subset of: scala,r")
+    p.set_defaults(func=cmd_kernels)
 
     p = sub.add_parser("run", help="run the operator")
     p.add_argument("-n", "--namespace", action="append", help="watch only this namespace (repeatable)")

@@ -17,6 +17,7 @@ from sparkbook.build.common import (
 )
 from sparkbook.build.network import notebook_network_policy
 from sparkbook.build.session import REDACTED
+from sparkbook.kernels import startup as kernel_startup
 
 # Runs in every new kernel (IPython executes /etc/ipython/startup/*.py). The notebook image's
 # sparkbook.notebook package does the real work; without it, a bare `spark` is still made.
@@ -127,7 +128,9 @@ def startup_configmap(*, owner: dict[str, Any]) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _owner_meta(owner, n.startup, "startup"),
-        "data": {STARTUP_FILE: STARTUP_PY},
+        # The Scala and R kernels' start-up beside the Python one (sparkbook.kernels.startup).
+        "data": {STARTUP_FILE: STARTUP_PY, kernel_startup.SCALA_FILE: kernel_startup.SCALA,
+                 kernel_startup.R_FILE: kernel_startup.R},
     }
 
 
