@@ -9,11 +9,12 @@ import uuid
 import aiohttp
 
 
-async def execute(base: str, token: str, code: str, timeout: float = 120) -> str:
-    """Run `code` in a new kernel through the Jupyter REST and websocket API; return its stdout."""
+async def execute(base: str, token: str, code: str, timeout: float = 120, kernel_name: str = "python3") -> str:
+    """Run `code` in a new `kernel_name` kernel through the Jupyter REST and websocket API; return
+    its stdout."""
     headers = {"Authorization": f"token {token}"}
     async with aiohttp.ClientSession(headers=headers) as http:
-        async with http.post(f"{base}/api/kernels", json={"name": "python3"}) as resp:
+        async with http.post(f"{base}/api/kernels", json={"name": kernel_name}) as resp:
             assert resp.status == 201, await resp.text()
             kernel = (await resp.json())["id"]
         ws_url = base.replace("http://", "ws://") + f"/api/kernels/{kernel}/channels"

@@ -40,6 +40,7 @@ from sparkbook.build.launch import (
 )
 from sparkbook.build.notebook import STARTUP_FILE, STARTUP_PY
 from sparkbook.build.session import driver_pod
+from sparkbook.kernels import startup as kernel_startup
 from sparkbook.render import RenderError, describe_validation_error, notebook_spec, profiles_in
 
 HOST = "127.0.0.1"
@@ -217,6 +218,11 @@ def plan(
     jupyter_env.update(
         JUPYTER_TOKEN=token,
         IPYTHONDIR=str(workdir / "ipython"),  # the pod's kernel start-up, without touching ~/.ipython
+        # The Scala and R kernels' start-up, from the same directory as in the pod.
+        SPARKBOOK_STARTUP_DIR=str(workdir / "ipython" / "profile_default" / "startup"),
+        # The Scala and R kernels (`sparkbook kernels install`, done by _run into this cache).
+        JUPYTER_PATH=os.pathsep.join(p for p in (str(kernels_prefix() / "share" / "jupyter"),
+                                                  os.environ.get("JUPYTER_PATH")) if p),
         JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
     )
     argv = [
@@ -301,6 +307,30 @@ def run(file: str, *, jupyter_port: int, connect_port: int, ui_port: int, notebo
         shutil.rmtree(workdir, ignore_errors=True)  # logs, start-up file, settings: this run's only
 
 
+def kernels_prefix() -> Path:
+    """Where `sparkbook local` keeps the Scala and R kernel specs it installs (built once, then reused)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "sparkbook" / "jupyter"
+
+
+def offer_kernels() -> None:
+    """Install the Scala and R kernels this machine can run into :func:`kernels_prefix`, and say
+    which it cannot and why (JupyterLab then offers Python and the others)."""
+    from sparkbook import kernels
+
+    missing = kernels.missing()
+    which = tuple(k for k in kernels.KERNELS if k not in missing)
+    for kernel, why in missing.items():
+        print(f"no {kernel.capitalize()} kernel: {why}", flush=True)
+    if which:
+        print(f"preparing the {' and '.join(k.capitalize() for k in which)} kernel{'s' if len(which) > 1 else ''} "
+              f"(once: {kernels_prefix()})", flush=True)
+        try:
+            kernels.install(which, prefix=kernels_prefix())
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+            print(f"the Scala and R kernels could not be installed ({e}); the Python kernel works", flush=True)
+
+
 def _run(text: str, workdir: Path, *, jupyter_port: int, connect_port: int, ui_port: int,
          notebook_dir: str | None) -> int:
     nb_dir = notebook_dir_for(notebook_dir)
@@ -316,6 +346,9 @@ def _run(text: str, workdir: Path, *, jupyter_port: int, connect_port: int, ui_p
     startup = workdir / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / STARTUP_FILE).write_text(STARTUP_PY)
+    (startup / kernel_startup.SCALA_FILE).write_text(kernel_startup.SCALA)
+    (startup / kernel_startup.R_FILE).write_text(kernel_startup.R)
+    offer_kernels()
     (workdir / "spark-conf").mkdir()
 
     running: list[subprocess.Popen[bytes]] = []

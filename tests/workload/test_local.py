@@ -44,6 +44,13 @@ async def test_local_runs_the_example_and_a_cell_uses_spark(tmp_path: Path):
         token = url.split("token=")[1]
         output = await execute(base, token, "print(spark.range(100).filter('id % 2 = 0').count())")
         assert "50" in output, output
+        # JupyterLab offers the Scala and R kernels too, on the same session.
+        req = urllib.request.Request(f"{base}/api/kernelspecs", headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            specs = json.load(resp)["kernelspecs"]
+        assert {"python3", "scala", "ir"} <= set(specs), sorted(specs)
+        output = await execute(base, token, "cat(spark$range(100L)$count(), '\\n')", kernel_name="ir")
+        assert "is ready as `spark`" in output and "100" in output, output
         # JupyterLab asks nothing about news: fetchNews is "false", not the prompting "none".
         req = urllib.request.Request(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification",
                                      headers={"Authorization": f"token {token}"})
