@@ -106,14 +106,20 @@ def test_the_examples_are_stored_without_outputs(example: str) -> None:
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
 
 
-def test_the_scala_example_runs(spark_connect_server: ConnectServer, tmp_path: Path) -> None:
-    nb = nbformat.read(ROOT / "examples" / "scala.ipynb", as_version=4)
-    env = pod_env(tmp_path, spark_connect_server.token_url, ui=spark_connect_server.ui_url,
-                  ui_link=f"{spark_connect_server.ui_url}/jobs/")
-    ran = execute(nb, "scala", env, tmp_path)
+def run_example(server: ConnectServer, tmp_path: Path, example: str, kernel: str) -> Ran:
+    """examples/<example> as the notebook pod runs it (its start-up files, the session's UI link);
+    no cell may fail."""
+    nb = nbformat.read(ROOT / "examples" / example, as_version=4)
+    env = pod_env(tmp_path, server.token_url, ui=server.ui_url, ui_link=f"{server.ui_url}/jobs/")
+    ran = execute(nb, kernel, env, tmp_path)
     for name in ran.ids:
         assert not ran.errors(name), (name, ran.text(name)[-3000:])
-    print(f"Scala example: first cell {first_cell_seconds(ran):.1f} s, all {ran.seconds:.1f} s")
+    print(f"{example}: first cell {first_cell_seconds(ran):.1f} s, all {ran.seconds:.1f} s")
+    return ran
+
+
+def test_the_scala_example_runs(spark_connect_server: ConnectServer, tmp_path: Path) -> None:
+    ran = run_example(spark_connect_server, tmp_path, "scala.ipynb", "scala")
     first = ran.text("spark.range(100).count()")
     assert "Spark 4.3.0 is ready as `spark` · application " in first
     assert f"Spark UI: {spark_connect_server.ui_url}/jobs/" in first
@@ -132,13 +138,7 @@ def test_the_scala_example_runs(spark_connect_server: ConnectServer, tmp_path: P
 
 
 def test_the_r_example_runs(spark_connect_server: ConnectServer, tmp_path: Path) -> None:
-    nb = nbformat.read(ROOT / "examples" / "r.ipynb", as_version=4)
-    env = pod_env(tmp_path, spark_connect_server.token_url, ui=spark_connect_server.ui_url,
-                  ui_link=f"{spark_connect_server.ui_url}/jobs/")
-    ran = execute(nb, "ir", env, tmp_path)
-    for name in ran.ids:
-        assert not ran.errors(name), (name, ran.text(name)[-3000:])
-    print(f"R example: first cell {first_cell_seconds(ran):.1f} s, all {ran.seconds:.1f} s")
+    ran = run_example(spark_connect_server, tmp_path, "r.ipynb", "ir")
     first = ran.text("spark$range(100L)$count()")
     assert "Spark 4.3.0 is ready as `spark` · application " in first and "[1] 100" in first
     assert "[1] 20000" in ran.text(named(ran, "library(sparkbook)"))
