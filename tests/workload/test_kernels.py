@@ -87,6 +87,18 @@ def first_cell_seconds(ran: Ran) -> float:
     return ran.duration(first.metadata.get("name") or first.source)
 
 
+def test_installing_again_rebuilds_nothing() -> None:
+    """The jar, the class-data archive and the R package are stamped: `make kernels` on every
+    `make test` costs nothing after the first."""
+    scala_dir = kernels.kernels_dir(sys.prefix) / "scala"
+    built = [scala_dir / "sparkbook-repl.jar", scala_dir / "sparkbook-repl.jsa",
+             Path(sys.prefix) / "share" / "sparkbook" / "R-library" / "sparkbook" / "DESCRIPTION"]
+    assert all(p.is_file() for p in built), sorted(p.name for p in scala_dir.iterdir())
+    before = [p.stat().st_mtime_ns for p in built]
+    kernels.install(prefix=sys.prefix)
+    assert [p.stat().st_mtime_ns for p in built] == before
+
+
 def test_kernelspec_list_shows_the_python_scala_and_r_kernels() -> None:
     out = subprocess.run([str(Path(sys.executable).with_name("jupyter")), "kernelspec", "list", "--json"],
                          capture_output=True, text=True, check=True)

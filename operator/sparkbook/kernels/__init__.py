@@ -40,6 +40,7 @@ def install(which: tuple[str, ...] = KERNELS, *, prefix: str | Path = sys.prefix
 
             jar = scala.build_jar(dest / scala.JAR_NAME)
             (dest / "log4j2.properties").write_text(scala.LOG4J)
+            scala.build_archive(jar)
             spec = scala.kernel_spec(jar)
         elif kernel == "r":
             from sparkbook.kernels import r

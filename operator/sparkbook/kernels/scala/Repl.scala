@@ -90,9 +90,11 @@ object Repl {
         running = worker.submit(new Runnable {
           def run(): Unit = {
             reporter.unavailable = false
-            def interpret() = intp.interpret(new String(code, UTF_8))
-            val result = try Console.withOut(cellOut)(Console.withErr(cellOut)(if (quiet) intp.beQuietDuring(interpret()) else interpret()))
-            catch { case e: Throwable => cellOut.println(e); Results.Error }
+            // beQuietDuring returns Unit: the result is kept here, or every quiet cell looked failed.
+            var result: Results.Result = Results.Error
+            def interpret(): Unit = result = intp.interpret(new String(code, UTF_8))
+            try Console.withOut(cellOut)(Console.withErr(cellOut)(if (quiet) intp.beQuietDuring(interpret()) else interpret()))
+            catch { case e: Throwable => cellOut.println(e); result = Results.Error }
             frames.done(result match {
               case Results.Success => "ok"
               case Results.Incomplete => "incomplete"
