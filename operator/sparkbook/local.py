@@ -38,9 +38,8 @@ from sparkbook.build.launch import (
     loopback_conf,
     parse_connect_server_command,
 )
-from sparkbook.build.notebook import STARTUP_FILE, STARTUP_PY
+from sparkbook.build.notebook import startup_files
 from sparkbook.build.session import driver_pod
-from sparkbook.kernels import startup as kernel_startup
 from sparkbook.render import RenderError, describe_validation_error, notebook_spec, profiles_in
 
 HOST = "127.0.0.1"
@@ -345,9 +344,8 @@ def _run(text: str, workdir: Path, *, jupyter_port: int, connect_port: int, ui_p
     write_lab_settings(workdir / "lab-settings")
     startup = workdir / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
-    (startup / STARTUP_FILE).write_text(STARTUP_PY)
-    (startup / kernel_startup.SCALA_FILE).write_text(kernel_startup.SCALA)
-    (startup / kernel_startup.R_FILE).write_text(kernel_startup.R)
+    for name, text in startup_files().items():
+        (startup / name).write_text(text)
     offer_kernels()
     (workdir / "spark-conf").mkdir()
 

@@ -179,6 +179,7 @@ def test_r_data_frames_round_trip_through_spark_with_their_types_and_nas(
                  'cat("classes", vapply(back, function(c) class(c)[1], ""), "\\n")'),
         ("types", 'str(spark_collect("SELECT CAST(1 AS BIGINT) * 3000000000 AS big, CAST(2 AS SMALLINT) AS small,\n'
                   '  CAST(1.25 AS DECIMAL(10, 2)) AS dec, array(1, 2) AS arr FROM x LIMIT 1"))'),
+        ("bigint", 'cat("bigint", class(spark_collect("SELECT CAST(7 AS BIGINT) AS b")$b), "\\n")'),
         ("empty", 'e <- spark_collect("SELECT * FROM x WHERE false"); cat("rows", nrow(e), "cols", ncol(e), "\\n")'),
         ("all", 'cat("all", nrow(spark_collect(spark_sql("SELECT * FROM range(2500)"), n = Inf)), "\\n")'),
     ])
@@ -190,6 +191,7 @@ def test_r_data_frames_round_trip_through_spark_with_their_types_and_nas(
     types = ran.text("types")
     assert "big  : num 3e+09" in types and "small: int 2" in types and "dec  : num 1.25" in types
     assert "arr  : chr" in types
+    assert "bigint numeric" in ran.text("bigint")  # a small bigint too: the type never depends on the rows
     assert "rows 0 cols 6" in ran.text("empty")
     assert "all 2500" in ran.text("all") and "showing the first" not in ran.text("all")
 

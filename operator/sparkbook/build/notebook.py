@@ -122,6 +122,13 @@ def token_secret(*, owner: dict[str, Any], token: str | None) -> dict[str, Any]:
     }
 
 
+def startup_files() -> dict[str, str]:
+    """Every kernel's start-up file by name: the start-up ConfigMap's data, and what
+    `sparkbook local` writes where the pod would mount it."""
+    return {STARTUP_FILE: STARTUP_PY, kernel_startup.SCALA_FILE: kernel_startup.SCALA,
+            kernel_startup.R_FILE: kernel_startup.R}
+
+
 def startup_configmap(*, owner: dict[str, Any]) -> dict[str, Any]:
     n = names.NotebookNames(owner["metadata"]["name"])
     return {
@@ -129,8 +136,7 @@ def startup_configmap(*, owner: dict[str, Any]) -> dict[str, Any]:
         "kind": "ConfigMap",
         "metadata": _owner_meta(owner, n.startup, "startup"),
         # The Scala and R kernels' start-up beside the Python one (sparkbook.kernels.startup).
-        "data": {STARTUP_FILE: STARTUP_PY, kernel_startup.SCALA_FILE: kernel_startup.SCALA,
-                 kernel_startup.R_FILE: kernel_startup.R},
+        "data": startup_files(),
     }
 
 

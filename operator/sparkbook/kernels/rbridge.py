@@ -61,11 +61,11 @@ def _r_column(arrow_type: Any, values: list[Any]) -> tuple[str, list[Any], list[
     if pa.types.is_boolean(t):
         return "logical", [bool(v) if v is not None else False for v in values], na
     if pa.types.is_integer(t):
-        small = pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t) or pa.types.is_uint8(t) or pa.types.is_uint16(t)
-        fits = small or all(v is None or -(2**31) < v < 2**31 for v in values)
-        if fits:  # R's integer is 32-bit (and -2^31 is its NA)
+        # R's integer is 32-bit (and -2^31 is its NA): bigint is always double, as in sparklyr, so a
+        # column's R type never depends on the rows a query happened to return.
+        if pa.types.is_int8(t) or pa.types.is_int16(t) or pa.types.is_int32(t) or pa.types.is_uint8(t) or pa.types.is_uint16(t):
             return "integer", [int(v) if v is not None else 0 for v in values], na
-        return "double", [float(v) if v is not None else 0.0 for v in values], na  # bigint: as sparklyr does
+        return "double", [float(v) if v is not None else 0.0 for v in values], na
     if pa.types.is_floating(t) or pa.types.is_decimal(t):
         return "double", [float(v) if v is not None else 0.0 for v in values], na
     if pa.types.is_date(t):
